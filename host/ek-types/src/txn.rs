@@ -1,0 +1,78 @@
+use crate::{Acl, SessionId, Zxid};
+use serde::{Deserialize, Serialize};
+
+/// A transaction: one committed change, with everything needed to apply it
+/// deterministically. The leader fixes the zxid, the time, session ids, sequence suffixes
+/// and the list of ephemerals a closing session deletes, so `DataTree::apply` reads no
+/// clock and makes no choice.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Txn {
+    /// Position in the total order.
+    pub zxid: Zxid,
+    /// Session that issued it (`SessionId::NONE` for the leader's own reaping).
+    pub session_id: SessionId,
+    /// The client's xid of the request, for matching replies.
+    pub cxid: i32,
+    /// Leader's wall clock in ms since the Unix epoch when it made the txn.
+    pub time_ms: i64,
+    /// What changes.
+    pub body: TxnBody,
+    /// Digest of the whole tree after applying this txn, when the leader computed it.
+    pub digest: Option<u64>,
+}
+
+/// What a txn changes.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum TxnBody {
+    /// A new session with its negotiated timeout; the id is `Txn::session_id`.
+    CreateSession {
+        /// Negotiated session timeout in ms.
+        timeout_ms: i32,
+    },
+    /// A session ends: its ephemerals (listed by the leader) are deleted, then it is forgotten.
+    CloseSession {
+        /// Ephemeral nodes to delete, in order.
+        paths_to_delete: Vec<String>,
+    },
+    /// A node is created under an existing parent.
+    Create {
+        /// Final path, with any sequence suffix.
+        path: String,
+        /// Initial data.
+        data: Vec<u8>,
+        /// ACL, with `auth` entries already expanded.
+        acl: Vec<Acl>,
+        /// `ephemeralOwner`: 0, the owning session, the container marker or the TTL encoding.
+        ephemeral_owner: i64,
+    },
+    /// A node without children is deleted (client delete, container or TTL reaping).
+    Delete {
+        /// Node to delete.
+        path: String,
+    },
+    /// A node's data is replaced.
+    SetData {
+        /// Node to change.
+        path: String,
+        /// New data.
+        data: Vec<u8>,
+        /// The node's version after the change.
+        version: i32,
+    },
+    /// A node's ACL is replaced.
+    SetAcl {
+        /// Node to change.
+        path: String,
+        /// New ACL.
+        acl: Vec<Acl>,
+        /// The node's ACL version after the change.
+        version: i32,
+    },
+    /// A version check inside a multi; changes nothing.
+    Check {
+        /// Node checked.
+        path: String,
+    },
+    /// Several ops applied atomically under one zxid.
+    Multi(Vec<TxnBody>),
+}
