@@ -8,6 +8,7 @@
 
 mod acl;
 mod error;
+mod event;
 mod ids;
 mod mode;
 mod ops;
@@ -17,6 +18,7 @@ mod txn;
 
 pub use acl::{perms, Acl, Id};
 pub use error::ErrorCode;
+pub use event::{EventType, STATE_SYNC_CONNECTED};
 pub use ids::{SessionId, Zxid};
 pub use mode::{CreateMode, EphemeralKind, CONTAINER_OWNER, TTL_MAX_MS};
 pub use ops::{OpCode, OpResult, WriteOp};
