@@ -2,14 +2,34 @@
 //! accepts ZooKeeper clients on TCP, and serves admin HTTP.
 //!
 //! It never parses command lines or config files; the `edgekeeper` binary does that and
-//! hands over a [`Config`].
+//! hands over a [`Config`]. Protocol decisions live in the pure crates (`ek-tree`,
+//! `ek-jute`, `ek-watch`); this crate drives them with tokio and the disk.
 #![warn(missing_docs)]
 
+mod client;
+mod commit;
 mod config;
+mod conn;
+mod core;
+mod fourlw;
+mod handshake;
+mod pipeline;
+mod reads;
+mod replies;
+mod requests;
+mod session;
+mod storage;
 
 pub use config::Config;
 
+use crate::client::ConnId;
+use crate::core::{Core, CoreMsg};
 use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::net::TcpListener;
+use tokio::sync::{mpsc, oneshot};
 
 /// Why a node could not start or had to stop.
 #[derive(Debug, thiserror::Error)]
@@ -18,9 +38,25 @@ pub enum ServerError {
     #[error("cannot listen on {addr}: {source}")]
     Bind {
         /// The address.
-        addr: std::net::SocketAddr,
+        addr: SocketAddr,
         /// The OS error.
         source: std::io::Error,
+    },
+    /// The data dir could not be opened or recovered.
+    #[error("data dir {dir}: {source}")]
+    Storage {
+        /// The data dir.
+        dir: std::path::PathBuf,
+        /// What went wrong.
+        source: ek_log::LogError,
+    },
+    /// The recovered state does not make a valid tree.
+    #[error("data dir {dir}: {reason}")]
+    Recovery {
+        /// The data dir.
+        dir: std::path::PathBuf,
+        /// What went wrong.
+        reason: String,
     },
 }
 
@@ -29,7 +65,73 @@ pub async fn run(
     config: Config,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), ServerError> {
-    let _ = config;
-    shutdown.await;
+    let started = Instant::now();
+    let metrics = Arc::new(ek_admin::Metrics::new());
+    metrics.set_server_state(ek_admin::ServerState::Standalone);
+    let admin = Arc::new(ek_admin::AdminState::new(metrics.clone()));
+    let (core_tx, core_rx) = mpsc::unbounded_channel();
+    let recovered = storage::recover(&config, core_tx.clone(), metrics.clone())?;
+    let client_listener = bind(config.client_addr).await?;
+    let admin_listener = bind(config.admin_addr).await?;
+    let (admin_stop_tx, admin_stop_rx) = oneshot::channel::<()>();
+    let admin_task = tokio::spawn(ek_admin::serve(admin_listener, admin.clone(), async {
+        let _ = admin_stop_rx.await;
+    }));
+    let core = Core::new(config.clone(), recovered, metrics.clone(), admin.clone(), core_tx.clone(), started);
+    let (core_stop_tx, core_stop_rx) = oneshot::channel();
+    let core_task = tokio::spawn(core.run(core_rx, core_stop_rx));
+    admin.set_ready(true);
+    tracing::info!(
+        client = %config.client_addr,
+        admin = %config.admin_addr,
+        data_dir = %config.data_dir.display(),
+        startup_ms = started.elapsed().as_millis() as u64,
+        "edgekeeper serving"
+    );
+    accept_loop(&config, client_listener, core_tx, metrics, shutdown).await;
+    tracing::info!("shutting down");
+    admin.set_ready(false);
+    let _ = core_stop_tx.send(());
+    let _ = tokio::time::timeout(Duration::from_secs(10), core_task).await;
+    let _ = admin_stop_tx.send(());
+    let _ = tokio::time::timeout(Duration::from_secs(5), admin_task).await;
     Ok(())
+}
+
+async fn bind(addr: SocketAddr) -> Result<TcpListener, ServerError> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| ServerError::Bind { addr, source })
+}
+
+async fn accept_loop(
+    config: &Config,
+    listener: TcpListener,
+    core_tx: mpsc::UnboundedSender<CoreMsg>,
+    metrics: Arc<ek_admin::Metrics>,
+    shutdown: impl Future<Output = ()> + Send,
+) {
+    tokio::pin!(shutdown);
+    let mut next_conn = 1u64;
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, peer)) => {
+                    let conn = ConnId(next_conn);
+                    next_conn += 1;
+                    let params = conn::ConnParams {
+                        max_frame_bytes: config.max_frame_bytes,
+                        metrics: metrics.clone(),
+                    };
+                    tokio::spawn(conn::serve(stream, peer, conn, core_tx.clone(), params));
+                }
+                Err(err) => {
+                    // Out of file descriptors and the like: back off instead of spinning.
+                    tracing::warn!(%err, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            },
+            _ = &mut shutdown => return,
+        }
+    }
 }

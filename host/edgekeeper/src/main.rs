@@ -1,0 +1,134 @@
+//! The `edgekeeper` binary: `serve` runs a node, `ctl` is a small zkCli.
+//!
+//! This crate parses the command line and the config file, sets up logging and hands a
+//! validated `ek_server::Config` to `ek_server::run`. It never implements server behaviour
+//! itself, and it is the only crate that uses anyhow.
+
+mod config;
+mod ctl;
+mod logging;
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use clap::Parser;
+
+use crate::config::LogFormat;
+
+/// Worker threads of the tokio runtime: edge boxes are small.
+const WORKER_THREADS: usize = 2;
+
+/// edgekeeper: a ZooKeeper-compatible coordination service for edge clusters.
+#[derive(Debug, Parser)]
+#[command(name = "edgekeeper", version)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum Command {
+    /// Run a node (standalone, ./data, client port 2181, admin port 8080 unless configured).
+    Serve(ServeArgs),
+    /// A small zkCli for any ZooKeeper-protocol server.
+    Ctl(ctl::CtlArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct ServeArgs {
+    /// TOML config file (see docs/configuration.md); without it every key has its default.
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Log line format; overrides `[log] format`.
+    #[arg(long, value_name = "FORMAT")]
+    log_format: Option<LogFormat>,
+    /// Tracing filter, e.g. `info` or `info,ek_server=debug`; overrides `[log] level`.
+    #[arg(long, value_name = "LEVEL")]
+    log_level: Option<String>,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Serve(args) => serve(args),
+        Command::Ctl(args) => runtime().and_then(|runtime| runtime.block_on(ctl::run(args))),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("{error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(WORKER_THREADS)
+        .enable_all()
+        .build()
+        .context("cannot start the tokio runtime")
+}
+
+fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    let (config, mut log) = config::load(args.config.as_deref())?;
+    if let Some(format) = args.log_format {
+        log.format = format;
+    }
+    if let Some(level) = args.log_level {
+        config::check_log_level(&level)
+            .map_err(|reason| anyhow::anyhow!("--log-level '{level}': {reason}"))?;
+        log.level = level;
+    }
+    logging::init(&log)?;
+    tracing::info!(
+        version = env!("CARGO_PKG_VERSION"),
+        config_file = %args.config.as_deref().unwrap_or(Path::new("(none)")).display(),
+        node_id = config.node_id,
+        data_dir = %config.data_dir.display(),
+        client_addr = %config.client_addr,
+        admin_addr = %config.admin_addr,
+        "edgekeeper starting"
+    );
+    let runtime = runtime()?;
+    runtime.block_on(ek_server::run(config, shutdown_signal()))?;
+    tracing::info!("edgekeeper stopped");
+    Ok(())
+}
+
+/// Completes on the first Ctrl-C (SIGINT) or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(error) = tokio::signal::ctrl_c().await {
+            tracing::error!(%error, "cannot listen for Ctrl-C");
+            std::future::pending::<()>().await;
+        }
+    };
+    tokio::select! {
+        () = ctrl_c => tracing::info!(signal = "SIGINT", "shutting down"),
+        () = sigterm() => tracing::info!(signal = "SIGTERM", "shutting down"),
+    }
+}
+
+#[cfg(unix)]
+async fn sigterm() {
+    use tokio::signal::unix::{signal, SignalKind};
+    match signal(SignalKind::terminate()) {
+        Ok(mut terminate) => {
+            terminate.recv().await;
+        }
+        Err(error) => {
+            tracing::error!(%error, "cannot listen for SIGTERM");
+            std::future::pending::<()>().await;
+        }
+    }
+}
+
+#[cfg(not(unix))]
+async fn sigterm() {
+    std::future::pending::<()>().await;
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,288 @@
+//! The node's core: one task that owns the data tree, prep, the watch registry, the session
+//! tracker and the proposal pipeline. Connection tasks decode frames and feed it messages;
+//! it answers by appending encoded frames to each connection's output buffer, which it
+//! flushes once per batch of messages (so replies to pipelined requests share a syscall).
+//!
+//! The write path is the one ZAB will replicate: prep → propose (assign zxid, append to the
+//! log) → durable (the log's fsync; with a quorum of one that is the commit) → apply →
+//! watch events → replies.
+
+use crate::client::{Client, ConnId, Outbound, Phase};
+use crate::pipeline::{Origin, Pipeline};
+use crate::session::{SessionIds, SessionTracker};
+use crate::storage::SnapshotJob;
+use crate::Config;
+use ek_admin::Metrics;
+use ek_jute::{ConnectRequest, DecodedRequest, FourLetterWord};
+use ek_log::LogWriter;
+use ek_tree::{DataTree, Prep};
+use ek_types::{SessionId, Zxid};
+use ek_watch::{WatchRegistry, WatcherId};
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use tokio::sync::{mpsc, oneshot};
+
+/// What the core is fed.
+pub(crate) enum CoreMsg {
+    /// A connection finished its four-letter-word check and wants to speak the protocol.
+    Open {
+        conn: ConnId,
+        peer: SocketAddr,
+        out: mpsc::UnboundedSender<Outbound>,
+    },
+    /// The connection's first frame.
+    Connect { conn: ConnId, request: ConnectRequest },
+    /// Any later frame.
+    Request {
+        conn: ConnId,
+        request: DecodedRequest,
+        received: Instant,
+    },
+    /// The connection is gone (EOF, error or a bad frame).
+    Closed { conn: ConnId },
+    /// A four-letter word; the text goes back on the channel.
+    FourLetter {
+        word: FourLetterWord,
+        reply: oneshot::Sender<String>,
+    },
+    /// The log made everything up to this zxid durable.
+    Durable(Zxid),
+    /// The log failed: stop acknowledging writes.
+    LogFailed(String),
+    /// A snapshot finished (or failed).
+    SnapshotDone(Result<SnapshotJob, String>),
+}
+
+pub(crate) struct Core {
+    pub(crate) config: Config,
+    pub(crate) tree: DataTree,
+    pub(crate) prep: Prep,
+    pub(crate) watches: WatchRegistry,
+    pub(crate) tracker: SessionTracker,
+    pub(crate) session_ids: SessionIds,
+    pub(crate) conns: HashMap<ConnId, Client>,
+    pub(crate) session_conn: HashMap<SessionId, ConnId>,
+    pub(crate) pipeline: Pipeline,
+    pub(crate) log: LogWriter,
+    pub(crate) metrics: Arc<Metrics>,
+    pub(crate) admin: Arc<ek_admin::AdminState>,
+    pub(crate) dirty: Vec<ConnId>,
+    pub(crate) started: Instant,
+    pub(crate) snapshots: crate::storage::Snapshots,
+    pub(crate) core_tx: mpsc::UnboundedSender<CoreMsg>,
+}
+
+/// Wall-clock time in ms since the Unix epoch, as the leader stamps into txns.
+pub(crate) fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|elapsed| elapsed.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+impl Core {
+    pub(crate) fn new(
+        config: Config,
+        recovered: crate::storage::Recovered,
+        metrics: Arc<Metrics>,
+        admin: Arc<ek_admin::AdminState>,
+        core_tx: mpsc::UnboundedSender<CoreMsg>,
+        started: Instant,
+    ) -> Core {
+        let crate::storage::Recovered {
+            tree,
+            log,
+            snapshots,
+        } = recovered;
+        let now = Instant::now();
+        let mut tracker = SessionTracker::new(Duration::from_millis(u64::from(config.tick_ms)));
+        // Sessions survive a restart; each gets a full timeout to come back, as a new
+        // ZooKeeper leader grants.
+        for (session, timeout_ms) in tree.sessions() {
+            tracker.track(session, timeout_ms, now);
+        }
+        // A restarted standalone node starts a new epoch, as a new leader would.
+        let last = tree.last_zxid();
+        let first = Zxid::new(last.epoch().saturating_add(1), 0);
+        Core {
+            session_ids: SessionIds::new(config.node_id, now_ms()),
+            prep: Prep::new(),
+            watches: WatchRegistry::new(),
+            tracker,
+            conns: HashMap::new(),
+            session_conn: HashMap::new(),
+            pipeline: Pipeline::new(first),
+            log,
+            metrics,
+            admin,
+            dirty: Vec::new(),
+            started,
+            snapshots,
+            core_tx,
+            tree,
+            config,
+        }
+    }
+
+    /// Runs until the channel closes or `shutdown` fires.
+    pub(crate) async fn run(
+        mut self,
+        mut rx: mpsc::UnboundedReceiver<CoreMsg>,
+        mut shutdown: oneshot::Receiver<()>,
+    ) {
+        let tick = Duration::from_millis(u64::from(self.config.tick_ms.max(2) / 2));
+        let mut ticker = tokio::time::interval(tick);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let reap_every = Duration::from_millis(u64::from(self.config.reaper_interval_ms.max(1)));
+        let mut reaper = tokio::time::interval(reap_every);
+        reaper.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                msg = rx.recv() => {
+                    let Some(msg) = msg else { break };
+                    self.handle(msg);
+                    // Drain what else is queued so one flush (and one log batch) covers it.
+                    for _ in 0..1024 {
+                        match rx.try_recv() {
+                            Ok(msg) => self.handle(msg),
+                            Err(_) => break,
+                        }
+                    }
+                }
+                _ = ticker.tick() => self.on_tick(Instant::now()),
+                _ = reaper.tick() => self.reap(),
+                _ = &mut shutdown => break,
+            }
+            self.flush();
+            self.publish_gauges();
+        }
+        for client in self.conns.values() {
+            let _ = client.out.send(Outbound::Close);
+        }
+    }
+
+    fn handle(&mut self, msg: CoreMsg) {
+        match msg {
+            CoreMsg::Open { conn, peer, out } => self.open(conn, peer, out),
+            CoreMsg::Connect { conn, request } => self.connect(conn, request),
+            CoreMsg::Request {
+                conn,
+                request,
+                received,
+            } => self.request(conn, request, received),
+            CoreMsg::Closed { conn } => self.drop_conn(conn),
+            CoreMsg::FourLetter { word, reply } => {
+                let text = crate::fourlw::render(self, word);
+                let _ = reply.send(text);
+            }
+            CoreMsg::Durable(zxid) => self.commit_through(zxid),
+            CoreMsg::LogFailed(reason) => self.log_failed(&reason),
+            CoreMsg::SnapshotDone(result) => self.snapshot_done(result),
+        }
+    }
+
+    fn open(&mut self, conn: ConnId, peer: SocketAddr, out: mpsc::UnboundedSender<Outbound>) {
+        let limit = self.config.max_client_connections as usize;
+        if limit > 0 {
+            let from_peer = self
+                .conns
+                .values()
+                .filter(|client| client.peer.ip() == peer.ip())
+                .count();
+            if from_peer >= limit {
+                tracing::warn!(%peer, limit, "too many connections from this address; refusing");
+                self.metrics.inc_connection_rejected();
+                let _ = out.send(Outbound::Close);
+                return;
+            }
+        }
+        self.conns.insert(conn, Client::new(conn, peer, out, now_ms()));
+    }
+
+    /// Forgets a connection. Its session lives on until it expires or a client resumes it.
+    pub(crate) fn drop_conn(&mut self, conn: ConnId) {
+        let Some(client) = self.conns.remove(&conn) else {
+            return;
+        };
+        let _ = client.out.send(Outbound::Close);
+        self.watches.remove_watcher(WatcherId(conn.0));
+        if let Some(session) = client.session {
+            if self.session_conn.get(&session) == Some(&conn) {
+                self.session_conn.remove(&session);
+            }
+        }
+    }
+
+    /// Closes a connection after what is already buffered for it has been sent.
+    pub(crate) fn close_conn(&mut self, conn: ConnId) {
+        if let Some(client) = self.conns.get_mut(&conn) {
+            client.close_requested = true;
+            self.dirty.push(conn);
+        }
+    }
+
+    fn on_tick(&mut self, now: Instant) {
+        for session in self.tracker.expire(now) {
+            tracing::info!(%session, "session expired");
+            if let Some(conn) = self.session_conn.remove(&session) {
+                self.close_conn(conn);
+            }
+            self.propose_close_session(session, Origin::Expiry);
+        }
+    }
+
+    pub(crate) fn log_failed(&mut self, reason: &str) {
+        tracing::error!(reason, "the txn log failed; this node stops acknowledging writes");
+        self.admin.set_healthy(false);
+        self.pipeline.fail();
+    }
+
+    /// Writes each dirty connection's buffered frames to its task in one piece.
+    fn flush(&mut self) {
+        let dirty = std::mem::take(&mut self.dirty);
+        for conn in dirty {
+            let Some(client) = self.conns.get_mut(&conn) else {
+                continue;
+            };
+            if !client.out_buf.is_empty() {
+                let frames = std::mem::take(&mut client.out_buf);
+                for _ in 0..client.pending_packets {
+                    self.metrics.inc_packets_sent();
+                }
+                client.pending_packets = 0;
+                let _ = client.out.send(Outbound::Frames(frames));
+            }
+            if client.close_requested {
+                self.drop_conn(conn);
+            }
+        }
+    }
+
+    fn publish_gauges(&self) {
+        self.metrics.set_gauges(&ek_admin::Gauges {
+            znode_count: self.tree.node_count() as u64,
+            watch_count: self.watches.watch_count() as u64,
+            global_sessions: self.tracker.len() as u64,
+            num_alive_connections: self.conns.len() as u64,
+            outstanding_requests: self.pipeline.len() as u64,
+            ephemerals_count: self.tree.ephemeral_count() as u64,
+            approximate_data_size: self.tree.approximate_data_size(),
+            last_processed_zxid: self.tree.last_zxid().0 as u64,
+        });
+    }
+
+    /// The session a connection speaks for, touching it; `None` if it has none yet.
+    pub(crate) fn touch(&mut self, conn: ConnId, now: Instant) -> Option<SessionId> {
+        let session = self.conns.get(&conn)?.session?;
+        if self.conns.get(&conn).map(|c| c.phase) == Some(Phase::Connected) {
+            self.tracker.touch(session, now);
+        }
+        Some(session)
+    }
+
+    pub(crate) fn uptime(&self) -> Duration {
+        self.started.elapsed()
+    }
+}

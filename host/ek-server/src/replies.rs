@@ -1,0 +1,100 @@
+//! The per-connection reply queue. ZooKeeper clients require replies in request order, and a
+//! read must see the session's earlier writes, so a connection's requests complete in FIFO
+//! order even though writes wait for the log while later requests arrive.
+
+use ek_jute::Request;
+use ek_types::Zxid;
+use std::collections::VecDeque;
+use std::time::Instant;
+
+/// One request of a connection, from arrival to reply.
+#[derive(Debug)]
+pub(crate) enum Entry {
+    /// The reply is encoded and waits only for the entries before it.
+    Ready {
+        /// The whole reply frame.
+        frame: Vec<u8>,
+        /// Close the connection once this reply is out (closeSession).
+        close_after: bool,
+    },
+    /// A write waiting for its txn to commit.
+    Waiting {
+        /// The txn's zxid.
+        zxid: Zxid,
+        /// The request's xid.
+        xid: i32,
+        /// When the request arrived, for latency metrics.
+        started: Instant,
+        /// The request's op name, for metrics.
+        op: &'static str,
+    },
+    /// A read that must run after the writes before it are applied.
+    Deferred {
+        /// The request's xid.
+        xid: i32,
+        /// The request.
+        request: Request,
+        /// When the request arrived.
+        started: Instant,
+    },
+}
+
+/// FIFO of a connection's unanswered requests.
+#[derive(Debug, Default)]
+pub(crate) struct ReplyQueue {
+    entries: VecDeque<Entry>,
+}
+
+impl ReplyQueue {
+    /// Whether nothing is outstanding, so a read can be answered at once.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub(crate) fn push(&mut self, entry: Entry) {
+        self.entries.push_back(entry);
+    }
+
+    /// Replaces the `Waiting` entry of `zxid` with its reply. Returns the xid, start time and
+    /// op name of the request, or `None` if no entry waits for that zxid.
+    pub(crate) fn complete(
+        &mut self,
+        zxid: Zxid,
+        frame: Vec<u8>,
+        close_after: bool,
+    ) -> Option<(i32, Instant, &'static str)> {
+        let slot = self
+            .entries
+            .iter_mut()
+            .find(|entry| matches!(entry, Entry::Waiting { zxid: z, .. } if *z == zxid))?;
+        let Entry::Waiting {
+            xid, started, op, ..
+        } = *slot
+        else {
+            return None;
+        };
+        *slot = Entry::Ready { frame, close_after };
+        Some((xid, started, op))
+    }
+
+    /// The xid of the request waiting for `zxid`.
+    pub(crate) fn waiting_xid(&self, zxid: Zxid) -> Option<i32> {
+        self.entries.iter().find_map(|entry| match entry {
+            Entry::Waiting { zxid: z, xid, .. } if *z == zxid => Some(*xid),
+            _ => None,
+        })
+    }
+
+    /// Takes the entry at the head if it can go out now: a ready reply or a deferred read
+    /// (which the caller runs now that everything before it is done).
+    pub(crate) fn pop_ready(&mut self) -> Option<Entry> {
+        match self.entries.front() {
+            Some(Entry::Ready { .. }) | Some(Entry::Deferred { .. }) => self.entries.pop_front(),
+            _ => None,
+        }
+    }
+}

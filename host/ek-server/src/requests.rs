@@ -1,0 +1,377 @@
+//! Dispatch of client requests: session-level packets answered at once, writes through
+//! prep and the pipeline, reads in the connection's FIFO order.
+
+use crate::client::{ConnId, Phase};
+use crate::core::{now_ms, Core};
+use crate::pipeline::Origin;
+use crate::replies::Entry;
+use ek_jute::{BodyError, DecodedRequest, Request, Response};
+use ek_tree::{Caller, PrepContext};
+use ek_types::{ErrorCode, Id, OpCode, SessionId, Txn, WriteOp};
+use std::time::Instant;
+
+/// The xid of pings.
+const PING_XID: i32 = -2;
+/// The xid of auth packets.
+const AUTH_XID: i32 = -4;
+
+impl Core {
+    pub(crate) fn request(&mut self, conn: ConnId, request: DecodedRequest, received: Instant) {
+        self.metrics.inc_packets_received();
+        let Some(client) = self.conns.get_mut(&conn) else {
+            return;
+        };
+        match client.phase {
+            Phase::Handshake => {
+                tracing::debug!(peer = %client.peer, "request before ConnectRequest; closing");
+                self.close_conn(conn);
+                return;
+            }
+            Phase::Connecting => {
+                client.early.push((request, received));
+                return;
+            }
+            Phase::Connected => {}
+        }
+        client.stats.received += 1;
+        let session = self.touch(conn, received).unwrap_or(SessionId::NONE);
+        let xid = request.xid;
+        let body = match request.body {
+            Ok(body) => body,
+            Err(BodyError::UnknownOpcode) => {
+                tracing::debug!(opcode = request.opcode, "unknown opcode");
+                return self.reply_in_order(conn, xid, ErrorCode::Unimplemented, &Response::Empty);
+            }
+            Err(BodyError::Malformed(err)) => {
+                tracing::debug!(opcode = request.opcode, %err, "malformed request body");
+                return self.reply_in_order(
+                    conn,
+                    xid,
+                    ErrorCode::MarshallingError,
+                    &Response::Empty,
+                );
+            }
+        };
+        match body {
+            Request::Ping => {
+                // Pings bypass the FIFO: clients match them by xid -2 alone.
+                self.reply_now(conn, PING_XID, ErrorCode::Ok, &Response::Empty);
+            }
+            Request::Auth { scheme, auth, .. } => self.auth(conn, &scheme, &auth),
+            Request::CloseSession => self.close_session(conn, session, xid, received),
+            Request::Write(op) => {
+                let op_name = op.opcode().name();
+                self.write(conn, session, xid, received, op_name, WriteKind::Single(op));
+            }
+            Request::Multi(ops) => {
+                self.write(conn, session, xid, received, "multi", WriteKind::Multi(ops))
+            }
+            Request::Reconfig { .. } => {
+                self.reply_in_order(conn, xid, ErrorCode::ReconfigDisabled, &Response::Empty)
+            }
+            Request::Sasl { .. } => {
+                self.reply_in_order(conn, xid, ErrorCode::Unimplemented, &Response::Empty)
+            }
+            read => self.read_in_order(conn, xid, read, received),
+        }
+    }
+
+    /// Runs a read now if nothing is outstanding on the connection, else after it.
+    fn read_in_order(&mut self, conn: ConnId, xid: i32, request: Request, received: Instant) {
+        let Some(client) = self.conns.get_mut(&conn) else {
+            return;
+        };
+        if client.replies.is_empty() {
+            let frame = self.execute_read(conn, xid, &request, received);
+            self.push_ready(conn, frame, false);
+        } else {
+            client.replies.push(Entry::Deferred {
+                xid,
+                request,
+                started: received,
+            });
+        }
+    }
+
+    /// Queues a reply behind the connection's outstanding requests.
+    pub(crate) fn reply_in_order(
+        &mut self,
+        conn: ConnId,
+        xid: i32,
+        err: ErrorCode,
+        response: &Response<'_>,
+    ) {
+        let mut frame = Vec::new();
+        ek_jute::encode_reply(&mut frame, xid, self.tree.last_zxid(), err, response);
+        self.push_ready(conn, frame, false);
+    }
+
+    pub(crate) fn push_ready(&mut self, conn: ConnId, frame: Vec<u8>, close_after: bool) {
+        if let Some(client) = self.conns.get_mut(&conn) {
+            client
+                .replies
+                .push(Entry::Ready { frame, close_after });
+            self.pump(conn);
+        }
+    }
+
+    /// Writes a reply immediately, outside the FIFO (pings, auth).
+    fn reply_now(&mut self, conn: ConnId, xid: i32, err: ErrorCode, response: &Response<'_>) {
+        let zxid = self.tree.last_zxid();
+        if let Some(client) = self.conns.get_mut(&conn) {
+            ek_jute::encode_reply(&mut client.out_buf, xid, zxid, err, response);
+            client.pending_packets += 1;
+            self.dirty.push(conn);
+        }
+    }
+
+    /// Sends every reply at the head of the connection's FIFO that is ready, running
+    /// deferred reads as they reach the head.
+    pub(crate) fn pump(&mut self, conn: ConnId) {
+        loop {
+            let Some(client) = self.conns.get_mut(&conn) else {
+                return;
+            };
+            let Some(entry) = client.replies.pop_ready() else {
+                break;
+            };
+            match entry {
+                Entry::Ready { frame, close_after } => {
+                    client.out_buf.extend_from_slice(&frame);
+                    client.pending_packets += 1;
+                    client.stats.sent += 1;
+                    self.dirty.push(conn);
+                    if close_after {
+                        self.close_conn(conn);
+                        return;
+                    }
+                }
+                Entry::Deferred {
+                    xid,
+                    request,
+                    started,
+                } => {
+                    let frame = self.execute_read(conn, xid, &request, started);
+                    if let Some(client) = self.conns.get_mut(&conn) {
+                        client.out_buf.extend_from_slice(&frame);
+                        client.pending_packets += 1;
+                        client.stats.sent += 1;
+                        self.dirty.push(conn);
+                    }
+                }
+                Entry::Waiting { .. } => unreachable_waiting(),
+            }
+        }
+    }
+
+    fn auth(&mut self, conn: ConnId, scheme: &str, auth: &[u8]) {
+        let super_digest = self.config.super_digest.clone();
+        let Some(client) = self.conns.get_mut(&conn) else {
+            return;
+        };
+        if scheme != "digest" {
+            tracing::info!(peer = %client.peer, scheme, "auth with an unsupported scheme");
+            self.reply_now(conn, AUTH_XID, ErrorCode::AuthFailed, &Response::Empty);
+            self.close_conn(conn);
+            return;
+        }
+        let user_password = String::from_utf8_lossy(auth);
+        if !user_password.contains(':') {
+            self.reply_now(conn, AUTH_XID, ErrorCode::AuthFailed, &Response::Empty);
+            self.close_conn(conn);
+            return;
+        }
+        let id = ek_tree::acl::digest_id(&user_password);
+        if super_digest.as_deref() == Some(id.as_str()) {
+            client.ids.push(Id::new("super", ""));
+        }
+        let digest = Id::new("digest", id);
+        if !client.ids.contains(&digest) {
+            client.ids.push(digest);
+        }
+        self.reply_now(conn, AUTH_XID, ErrorCode::Ok, &Response::Empty);
+    }
+
+    fn write(
+        &mut self,
+        conn: ConnId,
+        session: SessionId,
+        xid: i32,
+        received: Instant,
+        op_name: &'static str,
+        kind: WriteKind,
+    ) {
+        if !self.tracker.is_live(session) {
+            return self.reply_in_order(conn, xid, ErrorCode::SessionExpired, &Response::Empty);
+        }
+        let zxid = match self.pipeline.next_zxid() {
+            Ok(zxid) => zxid,
+            Err(err) => {
+                tracing::warn!(%err, "refusing a write");
+                return self.reply_in_order(conn, xid, ErrorCode::SystemError, &Response::Empty);
+            }
+        };
+        let time_ms = now_ms();
+        let ctx = PrepContext {
+            zxid,
+            time_ms,
+            max_data_bytes: self.config.max_data_bytes as usize,
+        };
+        let ids = match self.conns.get(&conn) {
+            Some(client) => client.ids.clone(),
+            None => return,
+        };
+        let caller = Caller {
+            session_id: session,
+            ids: &ids,
+        };
+        let prepped = match &kind {
+            WriteKind::Single(op) => self
+                .prep
+                .write(&self.tree, &caller, op, &ctx)
+                .map_err(PrepFailure::Single),
+            WriteKind::Multi(ops) if ops.is_empty() => {
+                return self.reply_in_order(conn, xid, ErrorCode::Ok, &Response::Multi(&[]));
+            }
+            WriteKind::Multi(ops) => self
+                .prep
+                .multi(&self.tree, &caller, ops, &ctx)
+                .map_err(PrepFailure::Multi),
+        };
+        let body = match prepped {
+            Ok(body) => body,
+            Err(PrepFailure::Single(err)) => {
+                return self.reply_in_order(conn, xid, err, &Response::Empty);
+            }
+            Err(PrepFailure::Multi(results)) => {
+                return self.reply_in_order(conn, xid, ErrorCode::Ok, &Response::Multi(&results));
+            }
+        };
+        let txn = Txn {
+            zxid,
+            session_id: session,
+            cxid: xid,
+            time_ms,
+            body,
+            digest: None,
+        };
+        if let Some(client) = self.conns.get_mut(&conn) {
+            client.replies.push(Entry::Waiting {
+                zxid,
+                xid,
+                started: received,
+                op: op_name,
+            });
+        }
+        if !self.propose(txn, Origin::Client(conn)) {
+            self.fail_waiting(conn, zxid, xid);
+        }
+    }
+
+    fn close_session(&mut self, conn: ConnId, session: SessionId, xid: i32, received: Instant) {
+        if !self.tracker.is_live(session) {
+            let mut frame = Vec::new();
+            let zxid = self.tree.last_zxid();
+            ek_jute::encode_reply(&mut frame, xid, zxid, ErrorCode::Ok, &Response::Empty);
+            return self.push_ready(conn, frame, true);
+        }
+        self.tracker.set_closing(session);
+        let Some(zxid) = self.propose_close_session(session, Origin::Close(conn)) else {
+            return self.fail_waiting(conn, self.pipeline.last_proposed(), xid);
+        };
+        if let Some(client) = self.conns.get_mut(&conn) {
+            client.replies.push(Entry::Waiting {
+                zxid,
+                xid,
+                started: received,
+                op: OpCode::CloseSession.name(),
+            });
+        }
+    }
+
+    /// Proposes the txn that ends a session and deletes its ephemerals.
+    pub(crate) fn propose_close_session(
+        &mut self,
+        session: SessionId,
+        origin: Origin,
+    ) -> Option<ek_types::Zxid> {
+        self.tracker.set_closing(session);
+        let zxid = self.pipeline.next_zxid().ok()?;
+        let ctx = PrepContext {
+            zxid,
+            time_ms: now_ms(),
+            max_data_bytes: self.config.max_data_bytes as usize,
+        };
+        let body = self.prep.close_session(&self.tree, session, &ctx);
+        let txn = Txn {
+            zxid,
+            session_id: session,
+            cxid: 0,
+            time_ms: ctx.time_ms,
+            body,
+            digest: None,
+        };
+        self.propose(txn, origin).then_some(zxid)
+    }
+
+    /// Answers a write that could not be proposed.
+    fn fail_waiting(&mut self, conn: ConnId, zxid: ek_types::Zxid, xid: i32) {
+        let mut frame = Vec::new();
+        let last = self.tree.last_zxid();
+        ek_jute::encode_reply(&mut frame, xid, last, ErrorCode::SystemError, &Response::Empty);
+        if let Some(client) = self.conns.get_mut(&conn) {
+            if client.replies.complete(zxid, frame.clone(), false).is_none() {
+                client.replies.push(Entry::Ready {
+                    frame,
+                    close_after: false,
+                });
+            }
+        }
+        self.pump(conn);
+    }
+
+    /// Leader-side reaping of empty containers and expired TTL nodes, through txns.
+    pub(crate) fn reap(&mut self) {
+        let now = now_ms();
+        for path in self.tree.reap_candidates(now) {
+            let Ok(zxid) = self.pipeline.next_zxid() else {
+                return;
+            };
+            let ctx = PrepContext {
+                zxid,
+                time_ms: now,
+                max_data_bytes: self.config.max_data_bytes as usize,
+            };
+            let Some(body) = self.prep.reap(&self.tree, &path, now, &ctx) else {
+                continue;
+            };
+            tracing::debug!(path, "reaping");
+            let txn = Txn {
+                zxid,
+                session_id: SessionId::NONE,
+                cxid: 0,
+                time_ms: now,
+                body,
+                digest: None,
+            };
+            if !self.propose(txn, Origin::Reaper) {
+                return;
+            }
+        }
+    }
+}
+
+enum WriteKind {
+    Single(WriteOp),
+    Multi(Vec<WriteOp>),
+}
+
+enum PrepFailure {
+    Single(ErrorCode),
+    Multi(Vec<ek_types::OpResult>),
+}
+
+/// `pop_ready` never yields a waiting entry.
+fn unreachable_waiting() {
+    tracing::error!("reply queue yielded a waiting entry");
+}
