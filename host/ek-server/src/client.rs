@@ -4,6 +4,8 @@ use crate::replies::ReplyQueue;
 use ek_jute::DecodedRequest;
 use ek_types::{Id, SessionId};
 use std::net::SocketAddr;
+use std::sync::atomic::AtomicUsize;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 
@@ -71,6 +73,8 @@ pub(crate) struct Client {
     pub(crate) id: ConnId,
     pub(crate) peer: SocketAddr,
     pub(crate) out: mpsc::UnboundedSender<Outbound>,
+    /// Bytes sent to the connection task and not yet written to the socket.
+    pub(crate) queued: Arc<AtomicUsize>,
     /// Frames encoded this round, sent to the connection task at the end of the round.
     pub(crate) out_buf: Vec<u8>,
     pub(crate) pending_packets: u64,
@@ -93,12 +97,14 @@ impl Client {
         id: ConnId,
         peer: SocketAddr,
         out: mpsc::UnboundedSender<Outbound>,
+        queued: Arc<AtomicUsize>,
         now_ms: i64,
     ) -> Client {
         Client {
             id,
             peer,
             out,
+            queued,
             out_buf: Vec::new(),
             pending_packets: 0,
             close_requested: false,

@@ -93,10 +93,18 @@ impl Core {
             return;
         };
         let mut frame = Vec::new();
-        let xid = match waiting_xid(client, zxid) {
-            Some(xid) => xid,
-            None => return,
+        let Some((xid, opcodes)) = client.replies.waiting(zxid) else {
+            return;
         };
+        let result = result.map(|(is_multi, mut results)| {
+            // The tree does not know which create opcode a client used; the request does.
+            for (result, opcode) in results.iter_mut().zip(opcodes) {
+                if let OpResult::Create { opcode: created, .. } = result {
+                    *created = *opcode;
+                }
+            }
+            (is_multi, results)
+        });
         match &result {
             Ok((true, results)) => {
                 let response = Response::Multi(results);
@@ -115,10 +123,6 @@ impl Core {
         }
         self.pump(conn);
     }
-}
-
-fn waiting_xid(client: &crate::client::Client, zxid: Zxid) -> Option<i32> {
-    client.replies.waiting_xid(zxid)
 }
 
 /// The reply record of a single-op write.

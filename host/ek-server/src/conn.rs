@@ -7,6 +7,8 @@ use crate::core::CoreMsg;
 use bytes::BytesMut;
 use ek_jute::FrameDecoder;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -17,7 +19,7 @@ const FIRST_BYTES_TIMEOUT: Duration = Duration::from_secs(30);
 
 pub(crate) struct ConnParams {
     pub(crate) max_frame_bytes: u32,
-    pub(crate) metrics: std::sync::Arc<ek_admin::Metrics>,
+    pub(crate) metrics: Arc<ek_admin::Metrics>,
 }
 
 /// Serves one client connection until either side closes it.
@@ -56,11 +58,13 @@ pub(crate) async fn serve(
         return;
     }
     let (out_tx, mut out_rx) = mpsc::unbounded_channel();
+    let queued = Arc::new(AtomicUsize::new(0));
     if core
         .send(CoreMsg::Open {
             conn,
             peer,
             out: out_tx,
+            queued: queued.clone(),
         })
         .is_err()
     {
@@ -87,6 +91,7 @@ pub(crate) async fn serve(
                     if let Err(err) = writer.write_all(&frames).await {
                         break format!("write failed: {err}");
                     }
+                    queued.fetch_sub(frames.len(), Ordering::Relaxed);
                 }
                 Some(Outbound::Close) | None => {
                     let _ = writer.shutdown().await;

@@ -20,9 +20,13 @@ use ek_types::{SessionId, Zxid};
 use ek_watch::{WatchRegistry, WatcherId};
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tokio::sync::{mpsc, oneshot};
+
+/// Most bytes of replies and events a connection may have waiting for its socket.
+const MAX_QUEUED_BYTES: usize = 64 << 20;
 
 /// What the core is fed.
 pub(crate) enum CoreMsg {
@@ -31,6 +35,8 @@ pub(crate) enum CoreMsg {
         conn: ConnId,
         peer: SocketAddr,
         out: mpsc::UnboundedSender<Outbound>,
+        /// Bytes handed to the connection task and not yet written to the socket.
+        queued: Arc<AtomicUsize>,
     },
     /// The connection's first frame.
     Connect { conn: ConnId, request: ConnectRequest },
@@ -165,7 +171,12 @@ impl Core {
 
     fn handle(&mut self, msg: CoreMsg) {
         match msg {
-            CoreMsg::Open { conn, peer, out } => self.open(conn, peer, out),
+            CoreMsg::Open {
+                conn,
+                peer,
+                out,
+                queued,
+            } => self.open(conn, peer, out, queued),
             CoreMsg::Connect { conn, request } => self.connect(conn, request),
             CoreMsg::Request {
                 conn,
@@ -183,7 +194,13 @@ impl Core {
         }
     }
 
-    fn open(&mut self, conn: ConnId, peer: SocketAddr, out: mpsc::UnboundedSender<Outbound>) {
+    fn open(
+        &mut self,
+        conn: ConnId,
+        peer: SocketAddr,
+        out: mpsc::UnboundedSender<Outbound>,
+        queued: Arc<AtomicUsize>,
+    ) {
         let limit = self.config.max_client_connections as usize;
         if limit > 0 {
             let from_peer = self
@@ -198,7 +215,8 @@ impl Core {
                 return;
             }
         }
-        self.conns.insert(conn, Client::new(conn, peer, out, now_ms()));
+        self.conns
+            .insert(conn, Client::new(conn, peer, out, queued, now_ms()));
     }
 
     /// Forgets a connection. Its session lives on until it expires or a client resumes it.
@@ -248,6 +266,18 @@ impl Core {
             };
             if !client.out_buf.is_empty() {
                 let frames = std::mem::take(&mut client.out_buf);
+                let queued = client.queued.fetch_add(frames.len(), Ordering::Relaxed);
+                if queued + frames.len() > MAX_QUEUED_BYTES {
+                    // A client that does not read its replies and events must not make
+                    // the node hold unbounded memory for it.
+                    tracing::warn!(
+                        peer = %client.peer,
+                        queued,
+                        "client is not reading; closing its connection"
+                    );
+                    self.drop_conn(conn);
+                    continue;
+                }
                 for _ in 0..client.pending_packets {
                     self.metrics.inc_packets_sent();
                 }

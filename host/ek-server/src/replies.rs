@@ -3,7 +3,7 @@
 //! order even though writes wait for the log while later requests arrive.
 
 use ek_jute::Request;
-use ek_types::Zxid;
+use ek_types::{OpCode, Zxid};
 use std::collections::VecDeque;
 use std::time::Instant;
 
@@ -27,6 +27,8 @@ pub(crate) enum Entry {
         started: Instant,
         /// The request's op name, for metrics.
         op: &'static str,
+        /// The opcode of each op of the request: a create's reply record depends on it.
+        opcodes: Vec<OpCode>,
     },
     /// A read that must run after the writes before it are applied.
     Deferred {
@@ -71,20 +73,25 @@ impl ReplyQueue {
             .entries
             .iter_mut()
             .find(|entry| matches!(entry, Entry::Waiting { zxid: z, .. } if *z == zxid))?;
-        let Entry::Waiting {
-            xid, started, op, ..
-        } = *slot
-        else {
-            return None;
+        let (xid, started, op) = match slot {
+            Entry::Waiting {
+                xid, started, op, ..
+            } => (*xid, *started, *op),
+            _ => return None,
         };
         *slot = Entry::Ready { frame, close_after };
         Some((xid, started, op))
     }
 
-    /// The xid of the request waiting for `zxid`.
-    pub(crate) fn waiting_xid(&self, zxid: Zxid) -> Option<i32> {
+    /// The xid and op opcodes of the request waiting for `zxid`.
+    pub(crate) fn waiting(&self, zxid: Zxid) -> Option<(i32, &[OpCode])> {
         self.entries.iter().find_map(|entry| match entry {
-            Entry::Waiting { zxid: z, xid, .. } if *z == zxid => Some(*xid),
+            Entry::Waiting {
+                zxid: z,
+                xid,
+                opcodes,
+                ..
+            } if *z == zxid => Some((*xid, opcodes.as_slice())),
             _ => None,
         })
     }

@@ -255,12 +255,17 @@ impl Core {
             body,
             digest: None,
         };
+        let opcodes = match &kind {
+            WriteKind::Single(op) => vec![op.opcode()],
+            WriteKind::Multi(ops) => ops.iter().map(WriteOp::opcode).collect(),
+        };
         if let Some(client) = self.conns.get_mut(&conn) {
             client.replies.push(Entry::Waiting {
                 zxid,
                 xid,
                 started: received,
                 op: op_name,
+                opcodes,
             });
         }
         if !self.propose(txn, Origin::Client(conn)) {
@@ -285,6 +290,7 @@ impl Core {
                 xid,
                 started: received,
                 op: OpCode::CloseSession.name(),
+                opcodes: Vec::new(),
             });
         }
     }
