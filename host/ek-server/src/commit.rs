@@ -99,8 +99,19 @@ impl Core {
         let result = result.map(|(is_multi, mut results)| {
             // The tree does not know which create opcode a client used; the request does.
             for (result, opcode) in results.iter_mut().zip(opcodes) {
-                if let OpResult::Create { opcode: created, .. } = result {
-                    *created = *opcode;
+                match result {
+                    OpResult::Create {
+                        opcode: created,
+                        stat,
+                        ..
+                    } => {
+                        *created = *opcode;
+                        *stat = stat.for_client();
+                    }
+                    OpResult::SetData { stat } | OpResult::SetAcl { stat } => {
+                        *stat = stat.for_client();
+                    }
+                    _ => {}
                 }
             }
             (is_multi, results)

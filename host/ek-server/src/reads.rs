@@ -61,7 +61,7 @@ impl Core {
                     }
                     return Err(ErrorCode::NoNode);
                 };
-                let stat = node.stat();
+                let stat = node.stat().for_client();
                 if !acl::check(node.acl(), perms::READ, ids) {
                     return Err(ErrorCode::NoAuth);
                 }
@@ -79,7 +79,7 @@ impl Core {
                 let node = self.tree.node(path).ok_or(ErrorCode::NoNode)?;
                 let response = Response::GetData {
                     data: node.data(),
-                    stat: node.stat(),
+                    stat: node.stat().for_client(),
                 };
                 ek_jute::encode_reply(out, xid, zxid, ok, &response);
             }
@@ -90,7 +90,7 @@ impl Core {
                     self.watches.add(watcher, path, WatchKind::Child);
                 }
                 let node = self.tree.node(path).ok_or(ErrorCode::NoNode)?;
-                let stat = node.stat();
+                let stat = node.stat().for_client();
                 let children: Vec<String> = self
                     .tree
                     .children(path)
@@ -125,7 +125,7 @@ impl Core {
                 };
                 let response = Response::GetAcl {
                     acl: &shown,
-                    stat: node.stat(),
+                    stat: node.stat().for_client(),
                 };
                 ek_jute::encode_reply(out, xid, zxid, ok, &response);
             }
@@ -154,9 +154,11 @@ impl Core {
                 ek_jute::encode_reply(out, xid, zxid, ok, &Response::GetEphemerals(&paths));
             }
             Request::WhoAmI => {
+                // ZooKeeper lists authenticated ids first and the implicit ip id last.
                 let infos: Vec<ClientInfo> = ids
                     .iter()
-                    .filter(|id| id.scheme != "super")
+                    .filter(|id| id.scheme != "super" && id.scheme != "ip")
+                    .chain(ids.iter().filter(|id| id.scheme == "ip"))
                     .map(|id| ClientInfo {
                         auth_scheme: id.scheme.clone(),
                         user: whoami_user(id),
@@ -271,7 +273,7 @@ impl Core {
             },
             ReadOp::GetData { .. } => ReadResult::GetData {
                 data: node.data().to_vec(),
-                stat: node.stat(),
+                stat: node.stat().for_client(),
             },
         }
     }

@@ -29,11 +29,42 @@ pub struct Stat {
 }
 
 impl Stat {
+    /// The stat as clients see it: ZooKeeper reports `ephemeralOwner` 0 for containers and
+    /// TTL nodes (`DataNode.getClientEphemeralOwner`); only sessions show.
+    pub fn for_client(mut self) -> Stat {
+        if !matches!(
+            crate::EphemeralKind::from_owner(self.ephemeral_owner),
+            crate::EphemeralKind::Session(_)
+        ) {
+            self.ephemeral_owner = 0;
+        }
+        self
+    }
+
     /// The session owning this node if it is a plain ephemeral.
     pub fn ephemeral_session(&self) -> Option<SessionId> {
         match crate::EphemeralKind::from_owner(self.ephemeral_owner) {
             crate::EphemeralKind::Session(id) => Some(id),
             _ => None,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{EphemeralKind, SessionId, CONTAINER_OWNER};
+
+    #[test]
+    fn clients_see_only_session_owners() {
+        let with_owner = |owner| Stat {
+            ephemeral_owner: owner,
+            ..Stat::default()
+        };
+        assert_eq!(with_owner(CONTAINER_OWNER).for_client().ephemeral_owner, 0);
+        let ttl = EphemeralKind::Ttl(600_000).to_owner();
+        assert_eq!(with_owner(ttl).for_client().ephemeral_owner, 0);
+        assert_eq!(with_owner(0x1234).for_client().ephemeral_owner, 0x1234);
+        assert_eq!(with_owner(0x1234).ephemeral_session(), Some(SessionId(0x1234)));
     }
 }
