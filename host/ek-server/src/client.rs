@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use std::sync::atomic::AtomicUsize;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 
 /// A connection's id, unique for the life of the process; also its watcher id.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -75,6 +75,8 @@ pub(crate) struct Client {
     pub(crate) out: mpsc::UnboundedSender<Outbound>,
     /// Bytes sent to the connection task and not yet written to the socket.
     pub(crate) queued: Arc<AtomicUsize>,
+    /// Tells the connection task to give up on a client that does not read.
+    pub(crate) closer: watch::Sender<bool>,
     /// Frames encoded this round, sent to the connection task at the end of the round.
     pub(crate) out_buf: Vec<u8>,
     pub(crate) pending_packets: u64,
@@ -98,6 +100,7 @@ impl Client {
         peer: SocketAddr,
         out: mpsc::UnboundedSender<Outbound>,
         queued: Arc<AtomicUsize>,
+        closer: watch::Sender<bool>,
         now_ms: i64,
     ) -> Client {
         Client {
@@ -105,6 +108,7 @@ impl Client {
             peer,
             out,
             queued,
+            closer,
             out_buf: Vec::new(),
             pending_packets: 0,
             close_requested: false,

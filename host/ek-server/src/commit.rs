@@ -11,7 +11,23 @@ impl Core {
     /// Everything up to `zxid` is durable: with a quorum of one, that commits it.
     pub(crate) fn commit_through(&mut self, zxid: Zxid) {
         for proposal in self.pipeline.take_through(zxid) {
+            if self.pipeline.has_failed() {
+                // Later txns were prepped on the assumption that the failed one applied.
+                self.answer(proposal.origin, proposal.txn.zxid, Err(ErrorCode::SystemError));
+                continue;
+            }
             self.apply(proposal);
+        }
+        let held: Vec<ConnId> = self.held.iter().copied().collect();
+        for conn in held {
+            self.pump(conn);
+            let still_held = self
+                .conns
+                .get(&conn)
+                .is_some_and(|client| client.replies.has_held());
+            if !still_held {
+                self.held.remove(&conn);
+            }
         }
         self.maybe_snapshot();
     }

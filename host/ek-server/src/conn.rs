@@ -12,7 +12,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
+
+/// How long a dropped connection may still take to write what was queued for it.
+const CLOSE_GRACE: Duration = Duration::from_secs(5);
 
 /// How long a connection may take to send its first four bytes.
 const FIRST_BYTES_TIMEOUT: Duration = Duration::from_secs(30);
@@ -59,12 +62,14 @@ pub(crate) async fn serve(
     }
     let (out_tx, mut out_rx) = mpsc::unbounded_channel();
     let queued = Arc::new(AtomicUsize::new(0));
+    let (closer, mut closed) = watch::channel(false);
     if core
         .send(CoreMsg::Open {
             conn,
             peer,
             out: out_tx,
             queued: queued.clone(),
+            closer,
         })
         .is_err()
     {
@@ -88,8 +93,13 @@ pub(crate) async fn serve(
             },
             out = out_rx.recv() => match out {
                 Some(Outbound::Frames(frames)) => {
-                    if let Err(err) = writer.write_all(&frames).await {
-                        break format!("write failed: {err}");
+                    tokio::select! {
+                        written = writer.write_all(&frames) => if let Err(err) = written {
+                            break format!("write failed: {err}");
+                        },
+                        // Once the core has dropped this connection, a client that does
+                        // not read gets a short grace for its last replies, then is cut off.
+                        _ = closing(&mut closed) => break "client stopped reading".to_owned(),
                     }
                     queued.fetch_sub(frames.len(), Ordering::Relaxed);
                 }
@@ -102,6 +112,14 @@ pub(crate) async fn serve(
     };
     tracing::debug!(%peer, reason, "connection closed");
     let _ = core.send(CoreMsg::Closed { conn });
+}
+
+/// Completes a grace period after the core has dropped the connection.
+async fn closing(closed: &mut watch::Receiver<bool>) {
+    if closed.wait_for(|closed| *closed).await.is_err() {
+        // The core is gone: the node is shutting down.
+    }
+    tokio::time::sleep(CLOSE_GRACE).await;
 }
 
 /// Decodes every complete frame in `buf` and sends it to the core.

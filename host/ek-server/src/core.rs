@@ -18,15 +18,15 @@ use ek_log::LogWriter;
 use ek_tree::{DataTree, Prep};
 use ek_types::{SessionId, Zxid};
 use ek_watch::{WatchRegistry, WatcherId};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 
 /// Most bytes of replies and events a connection may have waiting for its socket.
-const MAX_QUEUED_BYTES: usize = 64 << 20;
+pub(crate) const MAX_QUEUED_BYTES: usize = 64 << 20;
 
 /// What the core is fed.
 pub(crate) enum CoreMsg {
@@ -37,6 +37,8 @@ pub(crate) enum CoreMsg {
         out: mpsc::UnboundedSender<Outbound>,
         /// Bytes handed to the connection task and not yet written to the socket.
         queued: Arc<AtomicUsize>,
+        /// Set when the core drops the connection, to end a write the client never reads.
+        closer: watch::Sender<bool>,
     },
     /// The connection's first frame.
     Connect { conn: ConnId, request: ConnectRequest },
@@ -75,6 +77,8 @@ pub(crate) struct Core {
     pub(crate) metrics: Arc<Metrics>,
     pub(crate) admin: Arc<ek_admin::AdminState>,
     pub(crate) dirty: Vec<ConnId>,
+    /// Connections with held replies, pumped after each commit.
+    pub(crate) held: HashSet<ConnId>,
     pub(crate) started: Instant,
     pub(crate) snapshots: crate::storage::Snapshots,
     pub(crate) core_tx: mpsc::UnboundedSender<CoreMsg>,
@@ -124,6 +128,7 @@ impl Core {
             metrics,
             admin,
             dirty: Vec::new(),
+            held: HashSet::new(),
             started,
             snapshots,
             core_tx,
@@ -146,6 +151,8 @@ impl Core {
         reaper.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
+                // Messages first: a tick must not expire a session whose ping is queued.
+                biased;
                 msg = rx.recv() => {
                     let Some(msg) = msg else { break };
                     self.handle(msg);
@@ -176,7 +183,8 @@ impl Core {
                 peer,
                 out,
                 queued,
-            } => self.open(conn, peer, out, queued),
+                closer,
+            } => self.open(conn, peer, out, queued, closer),
             CoreMsg::Connect { conn, request } => self.connect(conn, request),
             CoreMsg::Request {
                 conn,
@@ -200,7 +208,13 @@ impl Core {
         peer: SocketAddr,
         out: mpsc::UnboundedSender<Outbound>,
         queued: Arc<AtomicUsize>,
+        closer: watch::Sender<bool>,
     ) {
+        if self.pipeline.has_failed() {
+            // A node that cannot log serves nobody: clients move to another server.
+            let _ = out.send(Outbound::Close);
+            return;
+        }
         let limit = self.config.max_client_connections as usize;
         if limit > 0 {
             let from_peer = self
@@ -216,7 +230,7 @@ impl Core {
             }
         }
         self.conns
-            .insert(conn, Client::new(conn, peer, out, queued, now_ms()));
+            .insert(conn, Client::new(conn, peer, out, queued, closer, now_ms()));
     }
 
     /// Forgets a connection. Its session lives on until it expires or a client resumes it.
@@ -225,6 +239,7 @@ impl Core {
             return;
         };
         let _ = client.out.send(Outbound::Close);
+        let _ = client.closer.send(true);
         self.watches.remove_watcher(WatcherId(conn.0));
         if let Some(session) = client.session {
             if self.session_conn.get(&session) == Some(&conn) {
@@ -251,10 +266,35 @@ impl Core {
         }
     }
 
+    /// The log can no longer make txns durable: nothing in flight will commit. Every
+    /// waiting client gets an error and every connection closes, so clients move to a
+    /// server that works; new connections are refused.
     pub(crate) fn log_failed(&mut self, reason: &str) {
-        tracing::error!(reason, "the txn log failed; this node stops acknowledging writes");
+        if self.pipeline.has_failed() {
+            return;
+        }
+        tracing::error!(reason, "the txn log failed; this node stops serving");
         self.admin.set_healthy(false);
         self.pipeline.fail();
+        let _ = self.pipeline.take_through(Zxid(i64::MAX));
+        let conns: Vec<ConnId> = self.conns.keys().copied().collect();
+        for conn in conns {
+            let last = self.tree.last_zxid();
+            if let Some(client) = self.conns.get_mut(&conn) {
+                for entry in client.replies.drain() {
+                    if let crate::replies::Entry::Waiting { xid, .. } = entry {
+                        ek_jute::encode_reply(
+                            &mut client.out_buf,
+                            xid,
+                            last,
+                            ek_types::ErrorCode::SystemError,
+                            &ek_jute::Response::Empty,
+                        );
+                    }
+                }
+            }
+            self.close_conn(conn);
+        }
     }
 
     /// Writes each dirty connection's buffered frames to its task in one piece.

@@ -30,10 +30,9 @@ impl Core {
             self.close_conn(conn);
             return;
         }
-        let timeout_ms = request.timeout_ms.clamp(
-            self.config.min_session_timeout_ms as i32,
-            self.config.max_session_timeout_ms as i32,
-        );
+        let max_ms = i64::from(self.config.max_session_timeout_ms).min(i64::from(i32::MAX));
+        let min_ms = i64::from(self.config.min_session_timeout_ms).min(max_ms);
+        let timeout_ms = i64::from(request.timeout_ms).clamp(min_ms, max_ms) as i32;
         client.timeout_ms = timeout_ms;
         if request.session_id == SessionId::NONE {
             self.create_session(conn, timeout_ms);
@@ -88,10 +87,23 @@ impl Core {
                 self.close_conn(old);
             }
         }
-        self.tracker.touch(session, Instant::now());
+        // The session now lives by the timeout negotiated on this connection, as the
+        // ConnectResponse tells the client.
+        self.tracker.track(session, timeout_ms, Instant::now());
+        let in_flight = self.pipeline.last_proposed();
+        let applied = self.tree.last_zxid();
         if let Some(client) = self.conns.get_mut(&conn) {
             client.session = Some(session);
             client.phase = Phase::Connected;
+            if in_flight > applied {
+                // The session may have writes in flight from its old connection: its reads
+                // here must wait for them (FIFO per session, not per connection).
+                client.replies.push(crate::replies::Entry::Held {
+                    until: in_flight,
+                    frame: Vec::new(),
+                });
+                self.held.insert(conn);
+            }
         }
         self.send_connect_response(conn, session, timeout_ms);
         self.replay_early(conn);
@@ -153,8 +165,14 @@ impl Core {
             }
         };
         if let Err(err) = self.log.append(txn.zxid, bytes) {
-            tracing::error!(%err, zxid = %txn.zxid, "cannot append to the txn log");
-            self.log_failed(&err.to_string());
+            match err {
+                ek_log::LogError::Io { .. } | ek_log::LogError::WriterStopped { .. } => {
+                    self.log_failed(&err.to_string());
+                }
+                // Refused for this txn alone (too large, out of order): its requester
+                // gets an error and the log keeps working.
+                _ => tracing::warn!(%err, zxid = %txn.zxid, "the txn log refused a txn"),
+            }
             return false;
         }
         self.pipeline.push(Proposal { txn, origin });

@@ -86,6 +86,10 @@ impl Pipeline {
         self.failed = true;
     }
 
+    pub(crate) fn has_failed(&self) -> bool {
+        self.failed
+    }
+
     pub(crate) fn last_proposed(&self) -> Zxid {
         self.last_proposed
     }

@@ -173,6 +173,7 @@ impl Core {
                 ek_jute::encode_reply(out, xid, zxid, ok, &Response::AddWatch);
             }
             Request::CheckWatches { path, watcher_type } => {
+                valid(path)?;
                 let kind = WatcherType::from_code(*watcher_type).ok_or(ErrorCode::BadArguments)?;
                 if !self.watches.check(watcher, path, kind) {
                     return Err(ErrorCode::NoWatcher);
@@ -180,6 +181,7 @@ impl Core {
                 ek_jute::encode_reply(out, xid, zxid, ok, &Response::Empty);
             }
             Request::RemoveWatches { path, watcher_type } => {
+                valid(path)?;
                 let kind = WatcherType::from_code(*watcher_type).ok_or(ErrorCode::BadArguments)?;
                 if !self.watches.remove(watcher, path, kind) {
                     return Err(ErrorCode::NoWatcher);

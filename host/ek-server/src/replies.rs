@@ -17,6 +17,16 @@ pub(crate) enum Entry {
         /// Close the connection once this reply is out (closeSession).
         close_after: bool,
     },
+    /// A reply that may leave only once the tree has applied `until`: a write refused by
+    /// prep, whose refusal may rest on txns not yet committed (ZooKeeper sends such
+    /// refusals through its pipeline for the same reason). With an empty frame it is a
+    /// barrier: a resumed session's reads wait for its writes still in flight.
+    Held {
+        /// The zxid the tree must have applied.
+        until: Zxid,
+        /// The reply frame, or empty for a barrier.
+        frame: Vec<u8>,
+    },
     /// A write waiting for its txn to commit.
     Waiting {
         /// The txn's zxid.
@@ -96,12 +106,34 @@ impl ReplyQueue {
         })
     }
 
-    /// Takes the entry at the head if it can go out now: a ready reply or a deferred read
+    /// Takes the entry at the head if it can go out now that the tree has applied
+    /// `applied`: a ready reply, a held reply whose zxid is applied, or a deferred read
     /// (which the caller runs now that everything before it is done).
-    pub(crate) fn pop_ready(&mut self) -> Option<Entry> {
+    pub(crate) fn pop_ready(&mut self, applied: Zxid) -> Option<Entry> {
         match self.entries.front() {
             Some(Entry::Ready { .. }) | Some(Entry::Deferred { .. }) => self.entries.pop_front(),
+            Some(Entry::Held { until, .. }) if *until <= applied => self.entries.pop_front(),
             _ => None,
         }
+    }
+
+    /// Whether a held entry still waits in the queue.
+    pub(crate) fn has_held(&self) -> bool {
+        self.entries
+            .iter()
+            .any(|entry| matches!(entry, Entry::Held { .. }))
+    }
+
+    /// Takes every entry, for failing them all.
+    pub(crate) fn drain(&mut self) -> Vec<Entry> {
+        self.entries.drain(..).collect()
+    }
+}
+
+/// Sets the zxid of an encoded reply frame (`len | xid | zxid | err ...`) to the zxid the
+/// tree has applied when the reply leaves, so the zxids a client sees never go backwards.
+pub(crate) fn stamp_zxid(frame: &mut [u8], zxid: Zxid) {
+    if let Some(field) = frame.get_mut(8..16) {
+        field.copy_from_slice(&zxid.0.to_be_bytes());
     }
 }

@@ -4,10 +4,12 @@
 use crate::client::{ConnId, Phase};
 use crate::core::{now_ms, Core};
 use crate::pipeline::Origin;
-use crate::replies::Entry;
+use crate::core::MAX_QUEUED_BYTES;
+use crate::replies::{stamp_zxid, Entry};
+use std::sync::atomic::Ordering;
 use ek_jute::{BodyError, DecodedRequest, Request, Response};
 use ek_tree::{Caller, PrepContext};
-use ek_types::{ErrorCode, Id, OpCode, SessionId, Txn, WriteOp};
+use ek_types::{ErrorCode, Id, OpCode, SessionId, Txn, TxnBody, WriteOp};
 use std::time::Instant;
 
 /// The xid of pings.
@@ -21,6 +23,11 @@ impl Core {
         let Some(client) = self.conns.get_mut(&conn) else {
             return;
         };
+        if client.close_requested {
+            // Nothing more from a connection the node is closing (a failed auth, a refused
+            // resume) may take effect.
+            return;
+        }
         match client.phase {
             Phase::Handshake => {
                 tracing::debug!(peer = %client.peer, "request before ConnectRequest; closing");
@@ -129,38 +136,59 @@ impl Core {
     /// deferred reads as they reach the head.
     pub(crate) fn pump(&mut self, conn: ConnId) {
         loop {
+            let applied = self.tree.last_zxid();
             let Some(client) = self.conns.get_mut(&conn) else {
                 return;
             };
-            let Some(entry) = client.replies.pop_ready() else {
+            let Some(entry) = client.replies.pop_ready(applied) else {
                 break;
             };
-            match entry {
-                Entry::Ready { frame, close_after } => {
-                    client.out_buf.extend_from_slice(&frame);
-                    client.pending_packets += 1;
-                    client.stats.sent += 1;
-                    self.dirty.push(conn);
-                    if close_after {
-                        self.close_conn(conn);
-                        return;
-                    }
-                }
+            let (mut frame, close_after) = match entry {
+                Entry::Ready { frame, close_after } => (frame, close_after),
+                Entry::Held { frame, .. } => (frame, false),
                 Entry::Deferred {
                     xid,
                     request,
                     started,
-                } => {
-                    let frame = self.execute_read(conn, xid, &request, started);
-                    if let Some(client) = self.conns.get_mut(&conn) {
-                        client.out_buf.extend_from_slice(&frame);
-                        client.pending_packets += 1;
-                        client.stats.sent += 1;
-                        self.dirty.push(conn);
-                    }
+                } => (self.execute_read(conn, xid, &request, started), false),
+                Entry::Waiting { .. } => {
+                    tracing::error!("reply queue yielded a waiting entry");
+                    return;
                 }
-                Entry::Waiting { .. } => unreachable_waiting(),
+            };
+            let Some(client) = self.conns.get_mut(&conn) else {
+                return;
+            };
+            if !frame.is_empty() {
+                stamp_zxid(&mut frame, applied);
+                client.out_buf.extend_from_slice(&frame);
+                client.pending_packets += 1;
+                client.stats.sent += 1;
+                self.dirty.push(conn);
             }
+            if client.out_buf.len() + client.queued.load(Ordering::Relaxed) > MAX_QUEUED_BYTES {
+                tracing::warn!(peer = %client.peer, "client is not reading; closing its connection");
+                self.drop_conn(conn);
+                return;
+            }
+            if close_after {
+                self.close_conn(conn);
+                return;
+            }
+        }
+    }
+
+    /// Queues a reply that must wait until the tree has applied every txn proposed so far.
+    fn reply_held(&mut self, conn: ConnId, xid: i32, err: ErrorCode, response: &Response<'_>) {
+        let until = self.pipeline.last_proposed();
+        if until <= self.tree.last_zxid() {
+            return self.reply_in_order(conn, xid, err, response);
+        }
+        let mut frame = Vec::new();
+        ek_jute::encode_reply(&mut frame, xid, self.tree.last_zxid(), err, response);
+        if let Some(client) = self.conns.get_mut(&conn) {
+            client.replies.push(Entry::Held { until, frame });
+            self.held.insert(conn);
         }
     }
 
@@ -241,10 +269,10 @@ impl Core {
         let body = match prepped {
             Ok(body) => body,
             Err(PrepFailure::Single(err)) => {
-                return self.reply_in_order(conn, xid, err, &Response::Empty);
+                return self.reply_held(conn, xid, err, &Response::Empty);
             }
             Err(PrepFailure::Multi(results)) => {
-                return self.reply_in_order(conn, xid, ErrorCode::Ok, &Response::Multi(&results));
+                return self.reply_held(conn, xid, ErrorCode::Ok, &Response::Multi(&results));
             }
         };
         let txn = Txn {
@@ -280,9 +308,11 @@ impl Core {
             ek_jute::encode_reply(&mut frame, xid, zxid, ErrorCode::Ok, &Response::Empty);
             return self.push_ready(conn, frame, true);
         }
-        self.tracker.set_closing(session);
         let Some(zxid) = self.propose_close_session(session, Origin::Close(conn)) else {
-            return self.fail_waiting(conn, self.pipeline.last_proposed(), xid);
+            let mut frame = Vec::new();
+            let last = self.tree.last_zxid();
+            ek_jute::encode_reply(&mut frame, xid, last, ErrorCode::SystemError, &Response::Empty);
+            return self.push_ready(conn, frame, false);
         };
         if let Some(client) = self.conns.get_mut(&conn) {
             client.replies.push(Entry::Waiting {
@@ -295,29 +325,46 @@ impl Core {
         }
     }
 
-    /// Proposes the txn that ends a session and deletes its ephemerals.
+    /// Proposes the txn that ends a session and deletes its ephemerals, returning the zxid
+    /// the origin waits for. A session with so many ephemerals that one txn would exceed
+    /// the log's record limit is closed by several txns in a row; only the last one
+    /// answers the origin, and prep keeps every delete pending until it is applied.
     pub(crate) fn propose_close_session(
         &mut self,
         session: SessionId,
         origin: Origin,
     ) -> Option<ek_types::Zxid> {
         self.tracker.set_closing(session);
-        let zxid = self.pipeline.next_zxid().ok()?;
+        let chunks = chunk_paths(self.prep.closing_paths(&self.tree, session));
+        let first = self.pipeline.next_zxid().ok()?;
+        let last = (1..chunks.len()).try_fold(first, |zxid, _| zxid.next())?;
+        let time_ms = now_ms();
         let ctx = PrepContext {
-            zxid,
-            time_ms: now_ms(),
+            zxid: last,
+            time_ms,
             max_data_bytes: self.config.max_data_bytes as usize,
         };
-        let body = self.prep.close_session(&self.tree, session, &ctx);
-        let txn = Txn {
-            zxid,
-            session_id: session,
-            cxid: 0,
-            time_ms: ctx.time_ms,
-            body,
-            digest: None,
-        };
-        self.propose(txn, origin).then_some(zxid)
+        // Recorded under the last zxid, so the deletes stay pending until all are applied.
+        let _ = self.prep.close_session(&self.tree, session, &ctx);
+        let count = chunks.len();
+        let mut zxid = first;
+        for (index, paths_to_delete) in chunks.into_iter().enumerate() {
+            let is_last = index + 1 == count;
+            let txn = Txn {
+                zxid,
+                session_id: session,
+                cxid: 0,
+                time_ms,
+                body: TxnBody::CloseSession { paths_to_delete },
+                digest: None,
+            };
+            let chunk_origin = if is_last { origin } else { Origin::Expiry };
+            if !self.propose(txn, chunk_origin) {
+                return None;
+            }
+            zxid = zxid.next()?;
+        }
+        Some(last)
     }
 
     /// Answers a write that could not be proposed.
@@ -367,6 +414,26 @@ impl Core {
     }
 }
 
+/// Most bytes of paths one closeSession txn lists; the log's record limit is far above.
+const CLOSE_TXN_PATH_BYTES_MAX: usize = 8 << 20;
+
+/// Splits a closing session's ephemerals into lists that each fit one txn; there is always
+/// at least one list (possibly empty), since the last txn also removes the session.
+fn chunk_paths(paths: std::collections::BTreeSet<String>) -> Vec<Vec<String>> {
+    let mut chunks = vec![Vec::new()];
+    let mut bytes = 0usize;
+    for path in paths {
+        if bytes + path.len() > CLOSE_TXN_PATH_BYTES_MAX && !chunks[chunks.len() - 1].is_empty() {
+            chunks.push(Vec::new());
+            bytes = 0;
+        }
+        bytes += path.len();
+        let last = chunks.len() - 1;
+        chunks[last].push(path);
+    }
+    chunks
+}
+
 enum WriteKind {
     Single(WriteOp),
     Multi(Vec<WriteOp>),
@@ -377,7 +444,3 @@ enum PrepFailure {
     Multi(Vec<ek_types::OpResult>),
 }
 
-/// `pop_ready` never yields a waiting entry.
-fn unreachable_waiting() {
-    tracing::error!("reply queue yielded a waiting entry");
-}

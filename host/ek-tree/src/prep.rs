@@ -187,6 +187,24 @@ impl Prep {
         session: SessionId,
         ctx: &PrepContext,
     ) -> TxnBody {
+        let paths = self.closing_paths(tree, session);
+        let mut scratch = self.scratch(tree);
+        for path in &paths {
+            scratch.remove(path);
+        }
+        let overlay = scratch.overlay;
+        self.commit(overlay, ctx.zxid);
+        self.closing.insert(session, ctx.zxid);
+        TxnBody::CloseSession {
+            paths_to_delete: paths.into_iter().collect(),
+        }
+    }
+
+    /// The ephemerals a close of `session` would delete now (tree ∪ pending creates −
+    /// pending deletes, sorted), without recording anything. A caller that must split a
+    /// large close into several txns sizes them with this, then calls
+    /// [`Prep::close_session`] with the zxid of the last one.
+    pub fn closing_paths(&self, tree: &DataTree, session: SessionId) -> BTreeSet<String> {
         let mut paths: BTreeSet<String> = tree.ephemerals_of(session).into_iter().collect();
         for (path, (_, state)) in &self.latest {
             let owned = state.as_ref().is_some_and(|node| {
@@ -198,16 +216,7 @@ impl Prep {
                 paths.remove(path);
             }
         }
-        let mut scratch = self.scratch(tree);
-        for path in &paths {
-            scratch.remove(path);
-        }
-        let overlay = scratch.overlay;
-        self.commit(overlay, ctx.zxid);
-        self.closing.insert(session, ctx.zxid);
-        TxnBody::CloseSession {
-            paths_to_delete: paths.into_iter().collect(),
-        }
+        paths
     }
 
     /// Preps the leader's delete of a container or TTL node found by
