@@ -13,7 +13,11 @@ impl Core {
         for proposal in self.pipeline.take_through(zxid) {
             if self.pipeline.has_failed() {
                 // Later txns were prepped on the assumption that the failed one applied.
-                self.answer(proposal.origin, proposal.txn.zxid, Err(ErrorCode::SystemError));
+                self.answer(
+                    proposal.origin,
+                    proposal.txn.zxid,
+                    Err(ErrorCode::SystemError),
+                );
                 continue;
             }
             self.apply(proposal);

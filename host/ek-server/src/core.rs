@@ -41,7 +41,10 @@ pub(crate) enum CoreMsg {
         closer: watch::Sender<bool>,
     },
     /// The connection's first frame.
-    Connect { conn: ConnId, request: ConnectRequest },
+    Connect {
+        conn: ConnId,
+        request: ConnectRequest,
+    },
     /// Any later frame.
     Request {
         conn: ConnId,

@@ -90,7 +90,9 @@ fn server_summary(core: &Core, with_clients: bool) -> String {
     let _ = writeln!(
         out,
         "Latency min/avg/max: {:.0}/{:.4}/{:.0}",
-        latency.min_ms.floor(), latency.avg_ms, latency.max_ms.ceil()
+        latency.min_ms.floor(),
+        latency.avg_ms,
+        latency.max_ms.ceil()
     );
     let _ = writeln!(out, "Received: {}", core.metrics.packets_received());
     let _ = writeln!(out, "Sent: {}", core.metrics.packets_sent());
@@ -110,20 +112,32 @@ fn monitor(core: &Core) -> String {
         ("zk_avg_latency", format!("{:.4}", latency.avg_ms)),
         ("zk_max_latency", format!("{:.0}", latency.max_ms.ceil())),
         ("zk_min_latency", format!("{:.0}", latency.min_ms.floor())),
-        ("zk_packets_received", core.metrics.packets_received().to_string()),
+        (
+            "zk_packets_received",
+            core.metrics.packets_received().to_string(),
+        ),
         ("zk_packets_sent", core.metrics.packets_sent().to_string()),
         ("zk_num_alive_connections", core.conns.len().to_string()),
         ("zk_outstanding_requests", core.pipeline.len().to_string()),
         ("zk_znode_count", core.tree.node_count().to_string()),
         ("zk_watch_count", core.watches.watch_count().to_string()),
-        ("zk_ephemerals_count", core.tree.ephemeral_count().to_string()),
+        (
+            "zk_ephemerals_count",
+            core.tree.ephemeral_count().to_string(),
+        ),
         (
             "zk_approximate_data_size",
             core.tree.approximate_data_size().to_string(),
         ),
         ("zk_global_sessions", core.tracker.len().to_string()),
-        ("zk_last_proposal_zxid", core.pipeline.last_proposed().0.to_string()),
-        ("zk_last_processed_zxid", core.tree.last_zxid().0.to_string()),
+        (
+            "zk_last_proposal_zxid",
+            core.pipeline.last_proposed().0.to_string(),
+        ),
+        (
+            "zk_last_processed_zxid",
+            core.tree.last_zxid().0.to_string(),
+        ),
         ("zk_uptime", core.uptime().as_millis().to_string()),
     ];
     let mut out = String::new();
@@ -169,7 +183,11 @@ fn connections(core: &Core) -> String {
             stats.received,
             stats.sent,
             client.session.map(|s| s.0).unwrap_or(0),
-            if stats.last_op.is_empty() { "NA" } else { stats.last_op },
+            if stats.last_op.is_empty() {
+                "NA"
+            } else {
+                stats.last_op
+            },
             stats.established_ms,
             client.timeout_ms,
             stats.last_cxid,

@@ -77,7 +77,14 @@ pub async fn run(
     let admin_task = tokio::spawn(ek_admin::serve(admin_listener, admin.clone(), async {
         let _ = admin_stop_rx.await;
     }));
-    let core = Core::new(config.clone(), recovered, metrics.clone(), admin.clone(), core_tx.clone(), started);
+    let core = Core::new(
+        config.clone(),
+        recovered,
+        metrics.clone(),
+        admin.clone(),
+        core_tx.clone(),
+        started,
+    );
     let (core_stop_tx, core_stop_rx) = oneshot::channel();
     let core_task = tokio::spawn(core.run(core_rx, core_stop_rx));
     admin.set_ready(true);

@@ -144,7 +144,11 @@ impl Core {
             }
             Request::GetEphemerals { prefix } => {
                 let session = self.conns.get(&conn).and_then(|client| client.session);
-                let prefix = if prefix.is_empty() { "/" } else { prefix.as_str() };
+                let prefix = if prefix.is_empty() {
+                    "/"
+                } else {
+                    prefix.as_str()
+                };
                 let paths: Vec<String> = session
                     .map(|session| self.tree.ephemerals_of(session))
                     .unwrap_or_default()

@@ -137,3 +137,74 @@ pub(crate) fn stamp_zxid(frame: &mut [u8], zxid: Zxid) {
         field.copy_from_slice(&zxid.0.to_be_bytes());
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ready(byte: u8) -> Entry {
+        Entry::Ready {
+            frame: vec![byte; 20],
+            close_after: false,
+        }
+    }
+
+    #[test]
+    fn replies_leave_in_request_order() {
+        let mut queue = ReplyQueue::default();
+        let started = Instant::now();
+        queue.push(Entry::Waiting {
+            zxid: Zxid(5),
+            xid: 1,
+            started,
+            op: "create",
+            opcodes: vec![OpCode::Create],
+        });
+        queue.push(ready(2));
+        // The write at the head blocks the reply behind it.
+        assert!(queue.pop_ready(Zxid(100)).is_none());
+        assert_eq!(queue.waiting(Zxid(5)).map(|(xid, _)| xid), Some(1));
+        assert!(queue.complete(Zxid(5), vec![1; 20], false).is_some());
+        assert!(
+            matches!(queue.pop_ready(Zxid(5)), Some(Entry::Ready { frame, .. }) if frame[0] == 1)
+        );
+        assert!(
+            matches!(queue.pop_ready(Zxid(5)), Some(Entry::Ready { frame, .. }) if frame[0] == 2)
+        );
+        assert!(queue.is_empty());
+    }
+
+    #[test]
+    fn held_replies_wait_for_their_zxid() {
+        let mut queue = ReplyQueue::default();
+        queue.push(Entry::Held {
+            until: Zxid(7),
+            frame: vec![3; 20],
+        });
+        queue.push(ready(4));
+        assert!(queue.has_held());
+        assert!(queue.pop_ready(Zxid(6)).is_none());
+        assert!(matches!(queue.pop_ready(Zxid(7)), Some(Entry::Held { .. })));
+        assert!(!queue.has_held());
+        assert!(queue.pop_ready(Zxid(7)).is_some());
+    }
+
+    #[test]
+    fn completing_an_unknown_zxid_changes_nothing() {
+        let mut queue = ReplyQueue::default();
+        queue.push(ready(1));
+        assert!(queue.complete(Zxid(9), vec![], false).is_none());
+        assert_eq!(queue.len(), 1);
+    }
+
+    #[test]
+    fn stamping_sets_the_header_zxid_only() {
+        let mut frame = vec![0u8; 20];
+        stamp_zxid(&mut frame, Zxid(0x0102_0304_0506_0708));
+        assert_eq!(&frame[8..16], &[1, 2, 3, 4, 5, 6, 7, 8]);
+        assert_eq!(&frame[..8], &[0; 8]);
+        let mut short = vec![0u8; 4];
+        stamp_zxid(&mut short, Zxid(1));
+        assert_eq!(short, vec![0; 4]);
+    }
+}

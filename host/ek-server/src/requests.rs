@@ -2,14 +2,14 @@
 //! prep and the pipeline, reads in the connection's FIFO order.
 
 use crate::client::{ConnId, Phase};
+use crate::core::MAX_QUEUED_BYTES;
 use crate::core::{now_ms, Core};
 use crate::pipeline::Origin;
-use crate::core::MAX_QUEUED_BYTES;
 use crate::replies::{stamp_zxid, Entry};
-use std::sync::atomic::Ordering;
 use ek_jute::{BodyError, DecodedRequest, Request, Response};
 use ek_tree::{Caller, PrepContext};
 use ek_types::{ErrorCode, Id, OpCode, SessionId, Txn, TxnBody, WriteOp};
+use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 /// The xid of pings.
@@ -115,9 +115,7 @@ impl Core {
 
     pub(crate) fn push_ready(&mut self, conn: ConnId, frame: Vec<u8>, close_after: bool) {
         if let Some(client) = self.conns.get_mut(&conn) {
-            client
-                .replies
-                .push(Entry::Ready { frame, close_after });
+            client.replies.push(Entry::Ready { frame, close_after });
             self.pump(conn);
         }
     }
@@ -311,7 +309,13 @@ impl Core {
         let Some(zxid) = self.propose_close_session(session, Origin::Close(conn)) else {
             let mut frame = Vec::new();
             let last = self.tree.last_zxid();
-            ek_jute::encode_reply(&mut frame, xid, last, ErrorCode::SystemError, &Response::Empty);
+            ek_jute::encode_reply(
+                &mut frame,
+                xid,
+                last,
+                ErrorCode::SystemError,
+                &Response::Empty,
+            );
             return self.push_ready(conn, frame, false);
         };
         if let Some(client) = self.conns.get_mut(&conn) {
@@ -371,9 +375,19 @@ impl Core {
     fn fail_waiting(&mut self, conn: ConnId, zxid: ek_types::Zxid, xid: i32) {
         let mut frame = Vec::new();
         let last = self.tree.last_zxid();
-        ek_jute::encode_reply(&mut frame, xid, last, ErrorCode::SystemError, &Response::Empty);
+        ek_jute::encode_reply(
+            &mut frame,
+            xid,
+            last,
+            ErrorCode::SystemError,
+            &Response::Empty,
+        );
         if let Some(client) = self.conns.get_mut(&conn) {
-            if client.replies.complete(zxid, frame.clone(), false).is_none() {
+            if client
+                .replies
+                .complete(zxid, frame.clone(), false)
+                .is_none()
+            {
                 client.replies.push(Entry::Ready {
                     frame,
                     close_after: false,
@@ -443,4 +457,3 @@ enum PrepFailure {
     Single(ErrorCode),
     Multi(Vec<ek_types::OpResult>),
 }
-

@@ -99,7 +99,9 @@ impl SessionTracker {
 
     /// Whether the session is known and not closing.
     pub(crate) fn is_live(&self, session: SessionId) -> bool {
-        self.sessions.get(&session).is_some_and(|live| !live.closing)
+        self.sessions
+            .get(&session)
+            .is_some_and(|live| !live.closing)
     }
 
     /// Marks a session closing: later writes from it fail with SessionExpired.
@@ -168,7 +170,9 @@ mod tests {
         let mut tracker = SessionTracker::new(Duration::from_millis(100));
         tracker.track(SessionId(1), 1000, start);
         tracker.track(SessionId(2), 1000, start);
-        assert!(tracker.expire(start + Duration::from_millis(900)).is_empty());
+        assert!(tracker
+            .expire(start + Duration::from_millis(900))
+            .is_empty());
         assert!(tracker.touch(SessionId(2), start + Duration::from_millis(900)));
         let expired = tracker.expire(start + Duration::from_millis(1200));
         assert_eq!(expired, vec![SessionId(1)]);

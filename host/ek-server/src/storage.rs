@@ -56,15 +56,18 @@ pub(crate) fn recover(
         reason,
     };
     let mut tree = match &recovered.snapshot {
-        Some(snapshot) => DataTree::read_snapshot(&mut snapshot.data.as_slice()).map_err(|err| {
-            recovery_error(format!("snapshot {}: {err}", snapshot.path.display()))
-        })?,
+        Some(snapshot) => {
+            DataTree::read_snapshot(&mut snapshot.data.as_slice()).map_err(|err| {
+                recovery_error(format!("snapshot {}: {err}", snapshot.path.display()))
+            })?
+        }
         None => DataTree::new(),
     };
     let replayed = recovered.txns.len();
     for (zxid, bytes) in &recovered.txns {
-        let txn: Txn = postcard::from_bytes(bytes)
-            .map_err(|err| recovery_error(format!("txn {zxid} in the log does not decode: {err}")))?;
+        let txn: Txn = postcard::from_bytes(bytes).map_err(|err| {
+            recovery_error(format!("txn {zxid} in the log does not decode: {err}"))
+        })?;
         if txn.zxid != *zxid {
             return Err(recovery_error(format!(
                 "log record {zxid} holds txn {}",
@@ -118,7 +121,10 @@ impl Core {
             let started = Instant::now();
             let mut size_bytes = 0u64;
             let result = log.write_snapshot(zxid, |out| {
-                let mut counting = CountingWriter { inner: out, bytes: 0 };
+                let mut counting = CountingWriter {
+                    inner: out,
+                    bytes: 0,
+                };
                 tree.write_to(&mut counting)?;
                 size_bytes = counting.bytes;
                 Ok(())
