@@ -14,8 +14,6 @@ use std::time::Instant;
 
 /// The xid of pings.
 const PING_XID: i32 = -2;
-/// The xid of auth packets.
-const AUTH_XID: i32 = -4;
 
 impl Core {
     pub(crate) fn request(&mut self, conn: ConnId, request: DecodedRequest, received: Instant) {
@@ -64,7 +62,7 @@ impl Core {
                 // Pings bypass the FIFO: clients match them by xid -2 alone.
                 self.reply_now(conn, PING_XID, ErrorCode::Ok, &Response::Empty);
             }
-            Request::Auth { scheme, auth, .. } => self.auth(conn, &scheme, &auth),
+            Request::Auth { scheme, auth, .. } => self.auth(conn, xid, &scheme, &auth),
             Request::CloseSession => self.close_session(conn, session, xid, received),
             Request::Write(op) => {
                 let op_name = op.opcode().name();
@@ -190,20 +188,22 @@ impl Core {
         }
     }
 
-    fn auth(&mut self, conn: ConnId, scheme: &str, auth: &[u8]) {
+    /// addAuth. The reply echoes the request's xid, as ZooKeeper's does: the Java client
+    /// sends -4, others (the Rust `zookeeper-client`) a normal xid.
+    fn auth(&mut self, conn: ConnId, xid: i32, scheme: &str, auth: &[u8]) {
         let super_digest = self.config.super_digest.clone();
         let Some(client) = self.conns.get_mut(&conn) else {
             return;
         };
         if scheme != "digest" {
             tracing::info!(peer = %client.peer, scheme, "auth with an unsupported scheme");
-            self.reply_now(conn, AUTH_XID, ErrorCode::AuthFailed, &Response::Empty);
+            self.reply_now(conn, xid, ErrorCode::AuthFailed, &Response::Empty);
             self.close_conn(conn);
             return;
         }
         let user_password = String::from_utf8_lossy(auth);
         if !user_password.contains(':') {
-            self.reply_now(conn, AUTH_XID, ErrorCode::AuthFailed, &Response::Empty);
+            self.reply_now(conn, xid, ErrorCode::AuthFailed, &Response::Empty);
             self.close_conn(conn);
             return;
         }
@@ -215,7 +215,7 @@ impl Core {
         if !client.ids.contains(&digest) {
             client.ids.push(digest);
         }
-        self.reply_now(conn, AUTH_XID, ErrorCode::Ok, &Response::Empty);
+        self.reply_now(conn, xid, ErrorCode::Ok, &Response::Empty);
     }
 
     fn write(

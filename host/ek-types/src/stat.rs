@@ -65,6 +65,9 @@ mod tests {
         let ttl = EphemeralKind::Ttl(600_000).to_owner();
         assert_eq!(with_owner(ttl).for_client().ephemeral_owner, 0);
         assert_eq!(with_owner(0x1234).for_client().ephemeral_owner, 0x1234);
-        assert_eq!(with_owner(0x1234).ephemeral_session(), Some(SessionId(0x1234)));
+        assert_eq!(
+            with_owner(0x1234).ephemeral_session(),
+            Some(SessionId(0x1234))
+        );
     }
 }
