@@ -48,6 +48,8 @@ impl Flavor {
 /// One running server with its own data directory; killed (SIGKILL) on drop.
 pub(crate) struct Server {
     flavor: Flavor,
+    /// Extra top-level TOML lines for edgekeeper's config.
+    extra_config: String,
     child: Option<Child>,
     client_addr: SocketAddr,
     admin_addr: SocketAddr,
@@ -58,6 +60,12 @@ impl Server {
     /// Starts a fresh server (empty data directory) of the flavor the environment picks
     /// and waits until it answers `ruok`.
     pub(crate) fn start() -> Server {
+        Server::start_with("")
+    }
+
+    /// Starts a fresh server whose edgekeeper config also has `extra_config` (top-level TOML
+    /// lines; ignored for ZooKeeper).
+    pub(crate) fn start_with(extra_config: &str) -> Server {
         let flavor = Flavor::from_env();
         let dir = tempfile::Builder::new()
             .prefix("ek-it-")
@@ -65,6 +73,7 @@ impl Server {
             .expect("create a temp dir");
         let mut server = Server {
             flavor,
+            extra_config: extra_config.to_owned(),
             child: None,
             client_addr: free_addr(),
             admin_addr: free_addr(),
@@ -102,6 +111,43 @@ impl Server {
     pub(crate) fn restart(&mut self) {
         self.kill();
         self.spawn();
+    }
+
+    /// The server's data directory (edgekeeper's `data_dir`).
+    pub(crate) fn data_dir(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    /// Starts the server again on the same data directory, expecting it to refuse to start:
+    /// returns its exit status and log, or panics if it becomes ready or keeps running.
+    pub(crate) fn restart_expecting_failure(&mut self) -> (std::process::ExitStatus, String) {
+        self.kill();
+        let log = fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.log_path())
+            .expect("open the server log");
+        let mut command = self.edgekeeper_command();
+        command
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("clone the log handle"))
+            .stderr(log);
+        let mut child = command.spawn().expect("start edgekeeper");
+        let deadline = Instant::now() + START_TIMEOUT;
+        loop {
+            if let Ok(Some(status)) = child.try_wait() {
+                return (status, self.log_tail());
+            }
+            if is_serving(self.client_addr) || Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!(
+                    "edgekeeper started on a data dir it should refuse; log:\n{}",
+                    self.log_tail()
+                );
+            }
+            thread::sleep(Duration::from_millis(50));
+        }
     }
 
     /// The last lines of the server's log, for failure messages.
@@ -148,7 +194,12 @@ impl Server {
         let config_path = self.dir.path().join("edgekeeper.toml");
         fs::write(
             &config_path,
-            edgekeeper_config(&data_dir, self.client_addr, self.admin_addr),
+            edgekeeper_config(
+                &data_dir,
+                self.client_addr,
+                self.admin_addr,
+                &self.extra_config,
+            ),
         )
         .expect("write edgekeeper.toml");
         let mut command = Command::new(bin);
@@ -201,9 +252,15 @@ impl Drop for Server {
 
 /// The config the harness gives edgekeeper: loopback only, fast ticks and reaping, the same
 /// timing as `run-zookeeper.sh` gives ZooKeeper. Keys are `ek_server::Config`'s field names.
-fn edgekeeper_config(data_dir: &Path, client_addr: SocketAddr, admin_addr: SocketAddr) -> String {
+fn edgekeeper_config(
+    data_dir: &Path,
+    client_addr: SocketAddr,
+    admin_addr: SocketAddr,
+    extra_config: &str,
+) -> String {
     format!(
-        "data_dir = \"{}\"\n\
+        "{extra_config}\n\
+         data_dir = \"{}\"\n\
          client_addr = \"{client_addr}\"\n\
          admin_addr = \"{admin_addr}\"\n\
          tick_ms = 500\n\
