@@ -37,7 +37,7 @@ impl Core {
     }
 
     fn apply(&mut self, proposal: Proposal) {
-        let Proposal { txn, origin } = proposal;
+        let Proposal { txn, origin, .. } = proposal;
         let zxid = txn.zxid;
         let applied = match self.tree.apply(&txn) {
             Ok(applied) => applied,

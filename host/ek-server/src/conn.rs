@@ -23,6 +23,8 @@ const FIRST_BYTES_TIMEOUT: Duration = Duration::from_secs(30);
 pub(crate) struct ConnParams {
     pub(crate) max_frame_bytes: u32,
     pub(crate) metrics: Arc<ek_admin::Metrics>,
+    /// True while the node's pipeline is full: read no more requests.
+    pub(crate) throttle: watch::Receiver<bool>,
 }
 
 /// Serves one client connection until either side closes it.
@@ -77,6 +79,7 @@ pub(crate) async fn serve(
     }
     let mut decoder = FrameDecoder::new(params.max_frame_bytes as usize);
     let mut connected = false;
+    let mut throttle = params.throttle.clone();
     let reason = loop {
         match drain_frames(&mut decoder, &mut buf, &mut connected, conn, &core) {
             Ok(()) => {}
@@ -85,8 +88,10 @@ pub(crate) async fn serve(
                 break reason;
             }
         }
+        let paused = *throttle.borrow_and_update();
         tokio::select! {
-            read = reader.read_buf(&mut buf) => match read {
+            _ = throttle.changed(), if paused => {}
+            read = reader.read_buf(&mut buf), if !paused => match read {
                 Ok(0) => break "client closed the connection".to_owned(),
                 Ok(_) => {}
                 Err(err) => break format!("read failed: {err}"),

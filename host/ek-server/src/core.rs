@@ -28,6 +28,13 @@ use tokio::sync::{mpsc, oneshot, watch};
 /// Most bytes of replies and events a connection may have waiting for its socket.
 pub(crate) const MAX_QUEUED_BYTES: usize = 64 << 20;
 
+/// Proposals in flight at which connections stop reading requests (ZooKeeper's
+/// `globalOutstandingLimit`); reading resumes at half.
+const MAX_OUTSTANDING_PROPOSALS: usize = 1000;
+
+/// Bytes of proposals in flight at which connections stop reading requests.
+const MAX_OUTSTANDING_BYTES: usize = 32 << 20;
+
 /// What the core is fed.
 pub(crate) enum CoreMsg {
     /// A connection finished its four-letter-word check and wants to speak the protocol.
@@ -85,6 +92,8 @@ pub(crate) struct Core {
     pub(crate) started: Instant,
     pub(crate) snapshots: crate::storage::Snapshots,
     pub(crate) core_tx: mpsc::UnboundedSender<CoreMsg>,
+    /// True while connections must not read more requests (the pipeline is full).
+    pub(crate) throttle: watch::Sender<bool>,
 }
 
 /// Wall-clock time in ms since the Unix epoch, as the leader stamps into txns.
@@ -102,6 +111,7 @@ impl Core {
         metrics: Arc<Metrics>,
         admin: Arc<ek_admin::AdminState>,
         core_tx: mpsc::UnboundedSender<CoreMsg>,
+        throttle: watch::Sender<bool>,
         started: Instant,
     ) -> Core {
         let crate::storage::Recovered {
@@ -135,6 +145,7 @@ impl Core {
             started,
             snapshots,
             core_tx,
+            throttle,
             tree,
             config,
         }
@@ -172,6 +183,7 @@ impl Core {
                 _ = &mut shutdown => break,
             }
             self.flush();
+            self.update_throttle();
             self.publish_gauges();
         }
         for client in self.conns.values() {
@@ -330,6 +342,22 @@ impl Core {
             if client.close_requested {
                 self.drop_conn(conn);
             }
+        }
+    }
+
+    /// Backpressure: while the log is behind, clients' sockets are not read, so memory in
+    /// flight stays bounded; the log drains the pipeline on its own and reading resumes.
+    fn update_throttle(&self) {
+        let len = self.pipeline.len();
+        let bytes = self.pipeline.bytes();
+        let paused = *self.throttle.borrow();
+        let pause = len >= MAX_OUTSTANDING_PROPOSALS || bytes >= MAX_OUTSTANDING_BYTES;
+        let resume = len <= MAX_OUTSTANDING_PROPOSALS / 2 && bytes <= MAX_OUTSTANDING_BYTES / 2;
+        if !paused && pause {
+            tracing::debug!(len, bytes, "pipeline full: pausing client reads");
+            self.throttle.send_replace(true);
+        } else if paused && resume {
+            self.throttle.send_replace(false);
         }
     }
 

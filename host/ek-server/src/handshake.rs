@@ -164,6 +164,7 @@ impl Core {
                 return false;
             }
         };
+        let encoded_len = bytes.len();
         if let Err(err) = self.log.append(txn.zxid, bytes) {
             match err {
                 ek_log::LogError::Io { .. } | ek_log::LogError::WriterStopped { .. } => {
@@ -175,7 +176,11 @@ impl Core {
             }
             return false;
         }
-        self.pipeline.push(Proposal { txn, origin });
+        self.pipeline.push(Proposal {
+            txn,
+            origin,
+            size: encoded_len,
+        });
         true
     }
 }

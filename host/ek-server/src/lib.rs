@@ -29,7 +29,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::net::TcpListener;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 
 /// Why a node could not start or had to stop.
 #[derive(Debug, thiserror::Error)]
@@ -77,12 +77,14 @@ pub async fn run(
     let admin_task = tokio::spawn(ek_admin::serve(admin_listener, admin.clone(), async {
         let _ = admin_stop_rx.await;
     }));
+    let (throttle_tx, throttle_rx) = watch::channel(false);
     let core = Core::new(
         config.clone(),
         recovered,
         metrics.clone(),
         admin.clone(),
         core_tx.clone(),
+        throttle_tx,
         started,
     );
     let (core_stop_tx, core_stop_rx) = oneshot::channel();
@@ -95,7 +97,15 @@ pub async fn run(
         startup_ms = started.elapsed().as_millis() as u64,
         "edgekeeper serving"
     );
-    accept_loop(&config, client_listener, core_tx, metrics, shutdown).await;
+    accept_loop(
+        &config,
+        client_listener,
+        core_tx,
+        metrics,
+        throttle_rx,
+        shutdown,
+    )
+    .await;
     tracing::info!("shutting down");
     admin.set_ready(false);
     let _ = core_stop_tx.send(());
@@ -116,6 +126,7 @@ async fn accept_loop(
     listener: TcpListener,
     core_tx: mpsc::UnboundedSender<CoreMsg>,
     metrics: Arc<ek_admin::Metrics>,
+    throttle: watch::Receiver<bool>,
     shutdown: impl Future<Output = ()> + Send,
 ) {
     tokio::pin!(shutdown);
@@ -129,6 +140,7 @@ async fn accept_loop(
                     let params = conn::ConnParams {
                         max_frame_bytes: config.max_frame_bytes,
                         metrics: metrics.clone(),
+                        throttle: throttle.clone(),
                     };
                     tokio::spawn(conn::serve(stream, peer, conn, core_tx.clone(), params));
                 }

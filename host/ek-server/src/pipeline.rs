@@ -24,6 +24,8 @@ pub(crate) enum Origin {
 pub(crate) struct Proposal {
     pub(crate) txn: Txn,
     pub(crate) origin: Origin,
+    /// Encoded size in the log.
+    pub(crate) size: usize,
 }
 
 /// Why a proposal was refused.
@@ -40,6 +42,8 @@ pub(crate) enum ProposeError {
 /// The ordered proposals not yet applied.
 pub(crate) struct Pipeline {
     proposals: VecDeque<Proposal>,
+    /// Encoded bytes of the proposals in flight.
+    bytes: usize,
     last_proposed: Zxid,
     failed: bool,
 }
@@ -49,6 +53,7 @@ impl Pipeline {
     pub(crate) fn new(last: Zxid) -> Pipeline {
         Pipeline {
             proposals: VecDeque::new(),
+            bytes: 0,
             last_proposed: last,
             failed: false,
         }
@@ -62,10 +67,17 @@ impl Pipeline {
         self.last_proposed.next().ok_or(ProposeError::ZxidExhausted)
     }
 
-    /// Records a proposal whose txn has the zxid from `next_zxid`.
+    /// Records a proposal whose txn has the zxid from `next_zxid` and encodes to `size`
+    /// bytes.
     pub(crate) fn push(&mut self, proposal: Proposal) {
         self.last_proposed = proposal.txn.zxid;
+        self.bytes += proposal.size;
         self.proposals.push_back(proposal);
+    }
+
+    /// Encoded bytes in flight.
+    pub(crate) fn bytes(&self) -> usize {
+        self.bytes
     }
 
     /// Takes the proposals up to and including `zxid`, in order.
@@ -75,7 +87,9 @@ impl Pipeline {
             .iter()
             .take_while(|proposal| proposal.txn.zxid <= zxid)
             .count();
-        self.proposals.drain(..count).collect()
+        let taken: Vec<Proposal> = self.proposals.drain(..count).collect();
+        self.bytes -= taken.iter().map(|proposal| proposal.size).sum::<usize>();
+        taken
     }
 
     pub(crate) fn len(&self) -> usize {
