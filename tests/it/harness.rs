@@ -276,7 +276,7 @@ fn edgekeeper_config(
 }
 
 /// `$EDGEKEEPER_BIN`, else `target/<profile>/edgekeeper` beside this test binary's `deps/`.
-fn edgekeeper_bin() -> PathBuf {
+pub(crate) fn edgekeeper_bin() -> PathBuf {
     if let Some(bin) = std::env::var_os("EDGEKEEPER_BIN") {
         return PathBuf::from(bin);
     }

@@ -7,6 +7,7 @@
 
 mod bad_input;
 mod crash;
+mod ctl;
 mod harness;
 mod kazoo;
 mod zk_clients;
