@@ -1,9 +1,11 @@
-//! The `edgekeeper` binary: `serve` runs a node, `ctl` is a small zkCli.
+//! The `edgekeeper` binary: `serve` runs a node, `ctl` is a small zkCli, `certs` makes the
+//! cluster CA and node certificates.
 //!
 //! This crate parses the command line and the config file, sets up logging and hands a
 //! validated `ek_server::Config` to `ek_server::run`. It never implements server behaviour
 //! itself, and it is the only crate that uses anyhow.
 
+mod certs;
 mod config;
 mod ctl;
 mod logging;
@@ -33,6 +35,9 @@ enum Command {
     Serve(ServeArgs),
     /// A small zkCli for any ZooKeeper-protocol server.
     Ctl(ctl::CtlArgs),
+    /// The cluster CA and node certificates for mutual TLS between nodes.
+    #[command(subcommand)]
+    Certs(certs::CertsCommand),
 }
 
 #[derive(Debug, clap::Args)]
@@ -53,6 +58,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Serve(args) => serve(args),
         Command::Ctl(args) => runtime().and_then(|runtime| runtime.block_on(ctl::run(args))),
+        Command::Certs(command) => certs::run(command),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
