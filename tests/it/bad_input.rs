@@ -1,5 +1,6 @@
 //! Hostile and malformed input on raw TCP: the server must answer with an error or close
-//! that one connection, and keep serving everyone else.
+//! that one connection, and keep serving everyone else. Also legal input that the
+//! `zookeeper-client` crate never sends: null data buffers and SASL requests.
 //!
 //! Frames are built by hand here (big-endian, length-prefixed jute) so that these tests
 //! depend on nothing but std and tokio.
@@ -22,6 +23,11 @@ const ERR_NO_NODE: i32 = -101;
 const OP_CREATE: i32 = 1;
 const OP_EXISTS: i32 = 3;
 const OP_GET_DATA: i32 = 4;
+const OP_SET_DATA: i32 = 5;
+const OP_MULTI: i32 = 14;
+const OP_CREATE2: i32 = 15;
+const OP_MULTI_READ: i32 = 22;
+const OP_SASL: i32 = 102;
 
 /// A little builder of jute payloads.
 #[derive(Default)]
@@ -49,6 +55,16 @@ impl Jute {
         jute
     }
 
+    /// A null `buffer`: the length -1 and no bytes.
+    fn null_buffer(self) -> Jute {
+        self.int(-1)
+    }
+
+    /// A `MultiHeader`.
+    fn multi_header(self, opcode: i32, done: bool) -> Jute {
+        self.int(opcode).boolean(done).int(-1)
+    }
+
     fn string(self, text: &str) -> Jute {
         self.buffer(text.as_bytes())
     }
@@ -73,6 +89,7 @@ impl Jute {
 #[derive(Debug)]
 struct Reply {
     xid: i32,
+    zxid: i64,
     err: i32,
     body: Vec<u8>,
 }
@@ -143,6 +160,7 @@ impl RawClient {
                 .expect("connection closed before the reply");
             let reply = Reply {
                 xid: i32::from_be_bytes(payload[0..4].try_into().unwrap()),
+                zxid: i64::from_be_bytes(payload[4..12].try_into().unwrap()),
                 err: i32::from_be_bytes(payload[12..16].try_into().unwrap()),
                 body: payload[16..].to_vec(),
             };
@@ -342,6 +360,168 @@ async fn invalid_paths_are_rejected() {
             .unwrap()
             .is_empty());
         still_serving(&healthy, "paths").await;
+    })
+    .await;
+}
+
+/// The data length that starts a GetDataResponse body, and the Stat's `dataLength`
+/// (the Stat follows the data; `dataLength` is its ninth field, 56 bytes in).
+fn data_lengths(body: &[u8]) -> (i32, i32) {
+    let len = i32::from_be_bytes(body[0..4].try_into().unwrap());
+    let stat = 4 + usize::try_from(len.max(0)).unwrap();
+    let data_length = i32::from_be_bytes(body[stat + 56..stat + 60].try_into().unwrap());
+    (len, data_length)
+}
+
+/// Reads `/null`, `/null2`, `/nullm`, `/set` (null data) and `/empty` (empty data) with
+/// getData and multiRead, expecting the wire lengths -1 and 0 and a `dataLength` of 0.
+async fn assert_null_data(raw: &mut RawClient, first_xid: i32) {
+    let cases = [
+        ("/null", -1),
+        ("/null2", -1),
+        ("/nullm", -1),
+        ("/set", -1),
+        ("/empty", 0),
+    ];
+    for (xid, (path, want)) in (first_xid..).zip(cases) {
+        let reply = raw
+            .call(
+                xid,
+                OP_GET_DATA,
+                Jute::default().string(path).boolean(false),
+            )
+            .await;
+        assert_eq!(reply.err, 0, "getData {path}");
+        assert_eq!(data_lengths(&reply.body), (want, 0), "getData {path}");
+    }
+    // multiRead: getData /null then getData /empty.
+    let request = Jute::default()
+        .multi_header(OP_GET_DATA, false)
+        .string("/null")
+        .boolean(false)
+        .multi_header(OP_GET_DATA, false)
+        .string("/empty")
+        .boolean(false)
+        .multi_header(-1, true);
+    let reply = raw.call(first_xid + 10, OP_MULTI_READ, request).await;
+    assert_eq!(reply.err, 0, "multiRead");
+    let body = &reply.body;
+    // Each result: MultiHeader{type, done, err} (9 bytes), then a GetDataResponse.
+    assert_eq!(
+        &body[0..9],
+        &[0, 0, 0, 4, 0, 0, 0, 0, 0],
+        "first multiRead header"
+    );
+    assert_eq!(data_lengths(&body[9..]), (-1, 0), "multiRead getData /null");
+    let second = 9 + 4 + 68;
+    assert_eq!(
+        &body[second..second + 9],
+        &[0, 0, 0, 4, 0, 0, 0, 0, 0],
+        "second multiRead header"
+    );
+    assert_eq!(
+        data_lengths(&body[second + 9..]),
+        (0, 0),
+        "multiRead getData /empty"
+    );
+}
+
+/// ZooKeeper keeps null data (a buffer of length -1 in create, create2, multi's create and
+/// setData) distinct from empty data: getData and multiRead answer length -1, the Stat says
+/// `dataLength` 0, and it survives restarts (log replay and snapshots).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn null_data_is_kept_distinct_from_empty() {
+    deadline(async {
+        // Frequent snapshots so that the second restart recovers from one (edgekeeper only).
+        let mut server = Server::start_with("snapshot_every_txns = 4");
+        let mut raw = RawClient::connect(&server).await;
+        let create = |path: &str| Jute::default().string(path).null_buffer().open_acl().int(0);
+        assert_eq!(raw.call(1, OP_CREATE, create("/null")).await.err, 0);
+        assert_eq!(raw.call(2, OP_CREATE2, create("/null2")).await.err, 0);
+        let empty = Jute::default()
+            .string("/empty")
+            .buffer(b"")
+            .open_acl()
+            .int(0);
+        assert_eq!(raw.call(3, OP_CREATE, empty).await.err, 0);
+        let multi = Jute::default()
+            .multi_header(OP_CREATE, false)
+            .string("/nullm")
+            .null_buffer()
+            .open_acl()
+            .int(0)
+            .multi_header(-1, true);
+        let reply = raw.call(4, OP_MULTI, multi).await;
+        assert_eq!(reply.err, 0, "multi create");
+        let set = Jute::default()
+            .string("/set")
+            .buffer(b"x")
+            .open_acl()
+            .int(0);
+        assert_eq!(raw.call(5, OP_CREATE, set).await.err, 0);
+        let set_null = Jute::default().string("/set").null_buffer().int(-1);
+        let reply = raw.call(6, OP_SET_DATA, set_null).await;
+        assert_eq!(reply.err, 0, "setData null");
+        let data_length = i32::from_be_bytes(reply.body[56..60].try_into().unwrap());
+        assert_eq!(data_length, 0, "setData's Stat has dataLength 0");
+        assert_null_data(&mut raw, 10).await;
+        drop(raw);
+
+        // Recovery from the log.
+        tokio::task::block_in_place(|| server.restart());
+        let mut raw = RawClient::connect(&server).await;
+        assert_null_data(&mut raw, 30).await;
+
+        if server.flavor() == Flavor::Edgekeeper {
+            // More writes so that a snapshot holds the null nodes, then recover from it.
+            for xid in 50..60 {
+                let body = Jute::default().string("/empty").buffer(b"").int(-1);
+                assert_eq!(raw.call(xid, OP_SET_DATA, body).await.err, 0);
+            }
+            let snapshot_dir = server.data_dir().join("snapshot");
+            let snapshot_written = async {
+                loop {
+                    let count = std::fs::read_dir(&snapshot_dir)
+                        .map(|dir| dir.filter_map(Result::ok).count())
+                        .unwrap_or(0);
+                    if count > 0 {
+                        return;
+                    }
+                    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+                }
+            };
+            bounded("a snapshot", snapshot_written).await;
+        }
+        drop(raw);
+        tokio::task::block_in_place(|| server.restart());
+        let mut raw = RawClient::connect(&server).await;
+        assert_null_data(&mut raw, 70).await;
+    })
+    .await;
+}
+
+/// Without SASL configured, ZooKeeper 3.8 answers a SASL request (GetSASLRequest) with
+/// err 0, reply zxid 0 and a SetSASLResponse whose token is null; clients then fail
+/// authentication themselves. The connection goes on serving.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sasl_without_sasl_configured_answers_a_null_token() {
+    deadline(async {
+        let server = Server::start();
+        let mut raw = RawClient::connect(&server).await;
+        // A write first, so that the server's zxid is not 0.
+        let create = Jute::default().string("/s").buffer(b"x").open_acl().int(0);
+        assert_eq!(raw.call(1, OP_CREATE, create).await.err, 0);
+
+        for (xid, token) in [(2, &b""[..]), (3, &b"some token"[..])] {
+            let reply = raw.call(xid, OP_SASL, Jute::default().buffer(token)).await;
+            assert_eq!((reply.xid, reply.zxid, reply.err), (xid, 0, 0));
+            assert_eq!(reply.body, (-1i32).to_be_bytes(), "a null token");
+        }
+
+        let reply = raw
+            .call(4, OP_EXISTS, Jute::default().string("/s").boolean(false))
+            .await;
+        assert_eq!(reply.err, 0);
     })
     .await;
 }

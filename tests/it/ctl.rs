@@ -7,7 +7,11 @@ use crate::harness::{edgekeeper_bin, run_bounded, Server};
 
 fn ctl(server: &Server, args: &[&str]) -> (bool, String, String) {
     let mut command = Command::new(edgekeeper_bin());
-    command.arg("ctl").arg("--server").arg(server.addr()).args(args);
+    command
+        .arg("ctl")
+        .arg("--server")
+        .arg(server.addr())
+        .args(args);
     let output = run_bounded(command, "edgekeeper ctl");
     (
         output.status.success(),

@@ -294,3 +294,20 @@ def test_sequential_naming(clients, base):
     assert sorted(client.get_children(base)) == ["e-0000000003", "s-0000000000", "s-0000000002"]
     with pytest.raises(NoNodeError):
         client.create(f"{base}/missing/s-", sequence=True)
+
+
+def test_null_data_is_not_empty(clients, base):
+    # kazoo's test_create_null_data / test_set_null_data: null (None) and empty data differ.
+    client = clients()
+    client.create(f"{base}/null", None)
+    client.create(f"{base}/empty", b"")
+    value, stat = client.get(f"{base}/null")
+    assert value is None
+    assert stat.dataLength == 0
+    assert client.get(f"{base}/empty")[0] == b""
+    client.create(f"{base}/set", b"not none")
+    client.set(f"{base}/set", None)
+    assert client.get(f"{base}/set")[0] is None
+    client.set(f"{base}/empty", b"")
+    assert client.get(f"{base}/empty")[0] == b""
+

@@ -35,7 +35,7 @@ fn encode_get_data_reply(c: &mut Criterion) {
         b.iter(|| {
             out.clear();
             let body = Response::GetData {
-                data: black_box(&data),
+                data: black_box(Some(&data[..])),
                 stat,
             };
             encode_reply(&mut out, 42, Zxid(0x1_0000_0001), ErrorCode::Ok, &body);
@@ -49,7 +49,7 @@ fn decode_create(c: &mut Criterion) {
     let payload = request_payload(&Request::Write(WriteOp::Create {
         opcode: OpCode::Create2,
         path: "/locks/lock-".into(),
-        data: vec![1; 64],
+        data: Some(vec![1; 64]),
         acl: Acl::open_unsafe(),
         flags: 3,
         ttl_ms: 0,

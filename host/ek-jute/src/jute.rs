@@ -81,6 +81,19 @@ impl<'a> Reader<'a> {
         Ok(self.buffer_slice()?.to_vec())
     }
 
+    /// A `buffer`, borrowed; null (`-1`) stays distinct from empty.
+    pub(crate) fn buffer_slice_opt(&mut self) -> Result<Option<&'a [u8]>, DecodeError> {
+        match self.len()? {
+            None => Ok(None),
+            Some(len) => self.take(len).map(Some),
+        }
+    }
+
+    /// A `buffer`, owned; null (`-1`) stays distinct from empty.
+    pub(crate) fn buffer_opt(&mut self) -> Result<Option<Vec<u8>>, DecodeError> {
+        Ok(self.buffer_slice_opt()?.map(<[u8]>::to_vec))
+    }
+
     /// A `ustring`; null is empty.
     pub(crate) fn ustring(&mut self) -> Result<String, DecodeError> {
         let bytes = self.buffer_slice()?;
@@ -165,6 +178,14 @@ pub(crate) fn put_bool(out: &mut impl BufMut, value: bool) {
 pub(crate) fn put_buffer(out: &mut impl BufMut, bytes: &[u8]) {
     put_len(out, bytes.len());
     out.put_slice(bytes);
+}
+
+/// A `buffer` that may be null: `None` is written as the null marker `-1`.
+pub(crate) fn put_buffer_opt(out: &mut impl BufMut, bytes: Option<&[u8]>) {
+    match bytes {
+        Some(bytes) => put_buffer(out, bytes),
+        None => out.put_i32(-1),
+    }
 }
 
 pub(crate) fn put_ustring(out: &mut impl BufMut, value: &str) {

@@ -1,6 +1,8 @@
 //! Client → server: the ConnectRequest and every request opcode.
 
-use crate::jute::{put_acls, put_bool, put_buffer, put_frame, put_strings, put_ustring, Reader};
+use crate::jute::{
+    put_acls, put_bool, put_buffer, put_buffer_opt, put_frame, put_strings, put_ustring, Reader,
+};
 use crate::{BodyError, DecodeError, FrameBuf};
 use bytes::BufMut;
 use ek_types::{OpCode, SessionId, WriteOp, Zxid};
@@ -372,7 +374,7 @@ fn decode_write_op(op: OpCode, r: &mut Reader<'_>) -> Result<WriteOp, DecodeErro
         },
         OpCode::SetData => WriteOp::SetData {
             path: r.ustring()?,
-            data: r.buffer()?,
+            data: r.buffer_opt()?,
             version: r.i32()?,
         },
         OpCode::SetAcl => WriteOp::SetAcl {
@@ -388,7 +390,7 @@ fn decode_write_op(op: OpCode, r: &mut Reader<'_>) -> Result<WriteOp, DecodeErro
         _ => WriteOp::Create {
             opcode: op,
             path: r.ustring()?,
-            data: r.buffer()?,
+            data: r.buffer_opt()?,
             acl: r.acls()?,
             flags: r.i32()?,
             ttl_ms: if op == OpCode::CreateTtl { r.i64()? } else { 0 },
@@ -580,7 +582,7 @@ fn put_write_op(out: &mut impl BufMut, op: &WriteOp) {
             ttl_ms,
         } => {
             put_ustring(out, path);
-            put_buffer(out, data);
+            put_buffer_opt(out, data.as_deref());
             put_acls(out, acl);
             out.put_i32(*flags);
             if *opcode == OpCode::CreateTtl {
@@ -597,7 +599,7 @@ fn put_write_op(out: &mut impl BufMut, op: &WriteOp) {
             version,
         } => {
             put_ustring(out, path);
-            put_buffer(out, data);
+            put_buffer_opt(out, data.as_deref());
             out.put_i32(*version);
         }
         WriteOp::SetAcl { path, acl, version } => {

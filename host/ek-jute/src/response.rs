@@ -1,8 +1,8 @@
 //! Server → client: the ConnectResponse, replies and watch notifications.
 
 use crate::jute::{
-    put_acls, put_bool, put_buffer, put_client_infos, put_frame, put_stat, put_strings,
-    put_ustring, Reader,
+    put_acls, put_bool, put_buffer, put_buffer_opt, put_client_infos, put_frame, put_stat,
+    put_strings, put_ustring, Reader,
 };
 use crate::request::{decode_multi_ops, optional_bool, put_multi_header};
 use crate::{DecodeError, FrameBuf};
@@ -62,8 +62,8 @@ pub enum ReadResult {
     },
     /// getData succeeded.
     GetData {
-        /// Node data.
-        data: Vec<u8>,
+        /// Node data; `None` is null (wire length -1).
+        data: Option<Vec<u8>>,
         /// Node stat.
         stat: Stat,
     },
@@ -105,8 +105,8 @@ pub enum Response<'a> {
     Stat(Stat),
     /// GetDataResponse: getData and reconfig.
     GetData {
-        /// Node data.
-        data: &'a [u8],
+        /// Node data; `None` is null (wire length -1).
+        data: Option<&'a [u8]>,
         /// Node stat.
         stat: Stat,
     },
@@ -148,8 +148,8 @@ pub enum Response<'a> {
     AddWatch,
     /// SetSASLResponse.
     Sasl {
-        /// SASL token.
-        token: &'a [u8],
+        /// SASL token; `None` is null (wire length -1), as ZooKeeper answers without SASL.
+        token: Option<&'a [u8]>,
     },
 }
 
@@ -174,8 +174,8 @@ pub enum OwnedResponse {
     Stat(Stat),
     /// GetDataResponse.
     GetData {
-        /// Node data.
-        data: Vec<u8>,
+        /// Node data; `None` is null (wire length -1).
+        data: Option<Vec<u8>>,
         /// Node stat.
         stat: Stat,
     },
@@ -218,8 +218,8 @@ pub enum OwnedResponse {
     AddWatch,
     /// SetSASLResponse.
     Sasl {
-        /// SASL token.
-        token: Vec<u8>,
+        /// SASL token; `None` is null (wire length -1).
+        token: Option<Vec<u8>>,
     },
     /// A watch notification (reply xid -1), whatever opcode was passed.
     Notification(WatcherEvent),
@@ -234,7 +234,10 @@ impl OwnedResponse {
             OwnedResponse::Create { path } => Response::Create { path },
             OwnedResponse::Create2 { path, stat } => Response::Create2 { path, stat: *stat },
             OwnedResponse::Stat(stat) => Response::Stat(*stat),
-            OwnedResponse::GetData { data, stat } => Response::GetData { data, stat: *stat },
+            OwnedResponse::GetData { data, stat } => Response::GetData {
+                data: data.as_deref(),
+                stat: *stat,
+            },
             OwnedResponse::GetAcl { acl, stat } => Response::GetAcl { acl, stat: *stat },
             OwnedResponse::GetChildren { children } => Response::GetChildren { children },
             OwnedResponse::GetChildren2 { children, stat } => Response::GetChildren2 {
@@ -248,7 +251,9 @@ impl OwnedResponse {
             OwnedResponse::GetAllChildrenNumber(n) => Response::GetAllChildrenNumber(*n),
             OwnedResponse::WhoAmI(infos) => Response::WhoAmI(infos),
             OwnedResponse::AddWatch => Response::AddWatch,
-            OwnedResponse::Sasl { token } => Response::Sasl { token },
+            OwnedResponse::Sasl { token } => Response::Sasl {
+                token: token.as_deref(),
+            },
             OwnedResponse::Notification(_) => return None,
         })
     }
@@ -331,7 +336,7 @@ fn put_response(out: &mut impl BufMut, body: &Response<'_>) {
         }
         Response::Stat(stat) => put_stat(out, stat),
         Response::GetData { data, stat } => {
-            put_buffer(out, data);
+            put_buffer_opt(out, *data);
             put_stat(out, stat);
         }
         Response::GetAcl { acl, stat } => {
@@ -350,7 +355,7 @@ fn put_response(out: &mut impl BufMut, body: &Response<'_>) {
         Response::GetAllChildrenNumber(n) => out.put_i32(*n),
         Response::WhoAmI(infos) => put_client_infos(out, infos),
         Response::AddWatch => out.put_i32(0),
-        Response::Sasl { token } => put_buffer(out, token),
+        Response::Sasl { token } => put_buffer_opt(out, *token),
     }
 }
 
@@ -397,7 +402,7 @@ fn put_read_results(out: &mut impl BufMut, results: &[ReadResult]) {
             }
             ReadResult::GetData { data, stat } => {
                 put_multi_header(out, OpCode::GetData.code(), false, 0);
-                put_buffer(out, data);
+                put_buffer_opt(out, data.as_deref());
                 put_stat(out, stat);
             }
             ReadResult::Error(code) => put_error_result(out, *code),
@@ -466,7 +471,7 @@ fn read_response(r: &mut Reader<'_>, opcode: OpCode) -> Result<OwnedResponse, De
         // A standalone check: Java answers a SetDataResponse, others may send nothing.
         OpCode::Check if r.remaining() > 0 => OwnedResponse::Stat(r.stat()?),
         OpCode::GetData | OpCode::Reconfig => OwnedResponse::GetData {
-            data: r.buffer()?,
+            data: r.buffer_opt()?,
             stat: r.stat()?,
         },
         OpCode::GetAcl => OwnedResponse::GetAcl {
@@ -490,7 +495,9 @@ fn read_response(r: &mut Reader<'_>, opcode: OpCode) -> Result<OwnedResponse, De
             r.i32()?;
             OwnedResponse::AddWatch
         }
-        OpCode::Sasl => OwnedResponse::Sasl { token: r.buffer()? },
+        OpCode::Sasl => OwnedResponse::Sasl {
+            token: r.buffer_opt()?,
+        },
         _ => OwnedResponse::Empty,
     })
 }
@@ -530,7 +537,7 @@ fn read_read_results(r: &mut Reader<'_>) -> Result<Vec<ReadResult>, DecodeError>
                 children: r.strings()?,
             },
             Some(OpCode::GetData) => ReadResult::GetData {
-                data: r.buffer()?,
+                data: r.buffer_opt()?,
                 stat: r.stat()?,
             },
             Some(OpCode::Error) => ReadResult::Error(read_error_code(r)?),

@@ -278,7 +278,7 @@ impl Core {
                     .collect(),
             },
             ReadOp::GetData { .. } => ReadResult::GetData {
-                data: node.data().to_vec(),
+                data: node.data().map(<[u8]>::to_vec),
                 stat: node.stat().for_client(),
             },
         }

@@ -8,7 +8,7 @@ use crate::pipeline::Origin;
 use crate::replies::{stamp_zxid, Entry};
 use ek_jute::{BodyError, DecodedRequest, Request, Response};
 use ek_tree::{Caller, PrepContext};
-use ek_types::{ErrorCode, Id, OpCode, SessionId, Txn, TxnBody, WriteOp};
+use ek_types::{ErrorCode, Id, OpCode, SessionId, Txn, TxnBody, WriteOp, Zxid};
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 
@@ -75,7 +75,12 @@ impl Core {
                 self.reply_in_order(conn, xid, ErrorCode::ReconfigDisabled, &Response::Empty)
             }
             Request::Sasl { .. } => {
-                self.reply_in_order(conn, xid, ErrorCode::Unimplemented, &Response::Empty)
+                // SASL is not configured: like ZooKeeper 3.8 without a SASL server, answer
+                // at once (ZooKeeper does so inline, outside its pipeline) with Ok, reply
+                // zxid 0 and a SetSASLResponse whose token is null; clients such as kazoo
+                // then fail authentication.
+                let response = Response::Sasl { token: None };
+                self.reply_now_at(conn, xid, Zxid::ZERO, ErrorCode::Ok, &response);
             }
             read => self.read_in_order(conn, xid, read, received),
         }
@@ -120,7 +125,18 @@ impl Core {
 
     /// Writes a reply immediately, outside the FIFO (pings, auth).
     fn reply_now(&mut self, conn: ConnId, xid: i32, err: ErrorCode, response: &Response<'_>) {
-        let zxid = self.tree.last_zxid();
+        self.reply_now_at(conn, xid, self.tree.last_zxid(), err, response);
+    }
+
+    /// [`Self::reply_now`] with an explicit reply-header zxid.
+    fn reply_now_at(
+        &mut self,
+        conn: ConnId,
+        xid: i32,
+        zxid: Zxid,
+        err: ErrorCode,
+        response: &Response<'_>,
+    ) {
         if let Some(client) = self.conns.get_mut(&conn) {
             ek_jute::encode_reply(&mut client.out_buf, xid, zxid, err, response);
             client.pending_packets += 1;

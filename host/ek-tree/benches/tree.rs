@@ -47,7 +47,7 @@ fn create(path: String) -> WriteOp {
     WriteOp::Create {
         opcode: OpCode::Create,
         path,
-        data: vec![7; 100],
+        data: Some(vec![7; 100]),
         acl: Acl::open_unsafe(),
         flags: 0,
         ttl_ms: 0,
@@ -92,7 +92,7 @@ fn tree_suite(c: &mut Criterion) {
             index = (index + 1) % (NODES / 100 - 1);
             leader.write(&WriteOp::SetData {
                 path: format!("/d{}/n{index}", index % 100),
-                data: vec![9; 100],
+                data: Some(vec![9; 100]),
                 version: -1,
             });
         })

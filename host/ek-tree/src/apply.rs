@@ -144,7 +144,7 @@ impl DataTree {
                 data,
                 acl,
                 ephemeral_owner,
-            } => self.create(path, data, acl, *ephemeral_owner, step),
+            } => self.create(path, data.as_deref(), acl, *ephemeral_owner, step),
             TxnBody::Delete { path } => self.delete(path, step).map(|()| OpResult::Delete),
             TxnBody::SetData {
                 path,
@@ -187,7 +187,7 @@ impl DataTree {
     fn create(
         &mut self,
         path: &str,
-        data: &[u8],
+        data: Option<&[u8]>,
         acl: &[Acl],
         owner: i64,
         step: &mut Step<'_>,
@@ -217,7 +217,7 @@ impl DataTree {
             node.num_children += 1;
             node.pzxid = zxid;
         });
-        let mut node = self.new_node(data.to_vec(), owner, zxid, step.time_ms);
+        let mut node = self.new_node(data.map(<[u8]>::to_vec), owner, zxid, step.time_ms);
         node.acl = self.acls.acquire(acl);
         let stat = node.stat();
         let key: Arc<str> = Arc::from(key);

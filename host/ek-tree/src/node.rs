@@ -5,12 +5,13 @@ use ek_types::{Acl, Stat, Zxid};
 use std::sync::Arc;
 
 /// A znode as stored: data plus the persisted stat fields. `dataLength` is the data's
-/// length; children live in the map under this node's key prefix and are counted in
-/// `num_children`.
+/// length (0 for null data); children live in the map under this node's key prefix and
+/// are counted in `num_children`.
 #[derive(Clone, Debug)]
 pub(crate) struct Node {
-    /// The data, shared with readers and snapshots.
-    pub(crate) data: Arc<[u8]>,
+    /// The data, shared with readers and snapshots; `None` is ZooKeeper's null data,
+    /// distinct from empty (same size as a bare `Arc<[u8]>`: the pointer is the niche).
+    pub(crate) data: Option<Arc<[u8]>>,
     /// Zxid of the create.
     pub(crate) czxid: Zxid,
     /// Zxid of the last setData (or the create).
@@ -38,6 +39,11 @@ pub(crate) struct Node {
 }
 
 impl Node {
+    /// The data's length; null data counts as 0, as ZooKeeper's `dataLength` does.
+    pub(crate) fn data_len(&self) -> usize {
+        self.data.as_ref().map_or(0, |data| data.len())
+    }
+
     /// The jute `Stat` of this node.
     pub(crate) fn stat(&self) -> Stat {
         Stat {
@@ -49,7 +55,7 @@ impl Node {
             cversion: self.cversion,
             aversion: self.aversion,
             ephemeral_owner: self.ephemeral_owner,
-            data_length: self.data.len() as i32,
+            data_length: self.data_len() as i32,
             num_children: self.num_children,
             pzxid: self.pzxid,
         }
@@ -62,8 +68,15 @@ impl Node {
 pub(crate) fn node_hash(key: &str, node: &Node, acl_hash: u64) -> u64 {
     let mut hasher = xxhash_rust::xxh3::Xxh3::new();
     crate::key::hash_path(key, &mut hasher);
-    hasher.update(&(node.data.len() as u64).to_le_bytes());
-    hasher.update(&node.data);
+    // Null data hashes as the length `u64::MAX`, which no real data has, so null and
+    // empty data contribute different bytes.
+    match &node.data {
+        Some(data) => {
+            hasher.update(&(data.len() as u64).to_le_bytes());
+            hasher.update(data);
+        }
+        None => hasher.update(&u64::MAX.to_le_bytes()),
+    }
     for wide in [
         node.czxid.0,
         node.mzxid.0,
@@ -95,13 +108,14 @@ pub struct NodeRef<'a> {
 }
 
 impl<'a> NodeRef<'a> {
-    /// The data.
-    pub fn data(&self) -> &'a [u8] {
-        &self.node.data
+    /// The data; `None` for null data (ZooKeeper's getData returns null), which is
+    /// distinct from empty.
+    pub fn data(&self) -> Option<&'a [u8]> {
+        self.node.data.as_deref()
     }
 
-    /// The data as a shared buffer (a reference count bump, no copy).
-    pub fn data_shared(&self) -> Arc<[u8]> {
+    /// The data as a shared buffer (a reference count bump, no copy); `None` for null.
+    pub fn data_shared(&self) -> Option<Arc<[u8]>> {
         self.node.data.clone()
     }
 

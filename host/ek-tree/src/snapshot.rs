@@ -1,9 +1,10 @@
 //! O(1) snapshots of the tree and their streaming binary format.
 //!
-//! Format, version 1: the 8 magic bytes `EKTREE\0\x01`, then frames of a little-endian
-//! `u32` length followed by that many bytes of postcard: one [`Header`], then
-//! `acl_count` [`AclRecord`]s, `session_count` [`SessionRecord`]s and `node_count` node
-//! records (by key order, so parents come before children), and nothing after.
+//! Format, version 2 (version 1 had no null data): the 8 magic bytes `EKTREE\0\x01`, then
+//! frames of a little-endian `u32` length followed by that many bytes of postcard: one
+//! [`Header`], then `acl_count` [`AclRecord`]s, `session_count` [`SessionRecord`]s and
+//! `node_count` node records (by key order, so parents come before children), and nothing
+//! after.
 
 use crate::acl_table::{AclEntry, AclId};
 use crate::key::{key_of, parent_key, path_of};
@@ -16,7 +17,7 @@ use std::io::{BufWriter, Read, Write};
 use std::sync::Arc;
 
 const MAGIC: [u8; 8] = *b"EKTREE\x00\x01";
-const FORMAT_VERSION: u32 = 1;
+const FORMAT_VERSION: u32 = 2;
 /// No frame is larger; a corrupt length beyond it fails before any allocation.
 const FRAME_BYTES_MAX: u32 = 256 << 20;
 
@@ -57,14 +58,15 @@ struct SessionRecord {
 #[derive(Serialize)]
 struct NodeRecordOut<'a> {
     path: &'a str,
-    data: &'a [u8],
+    /// `None` is null data, distinct from empty.
+    data: Option<&'a [u8]>,
     stat: StatRecord,
 }
 
 #[derive(Deserialize)]
 struct NodeRecord {
     path: String,
-    data: Vec<u8>,
+    data: Option<Vec<u8>>,
     stat: StatRecord,
 }
 
@@ -241,7 +243,7 @@ impl TreeSnapshot {
             let path = path_of(key);
             let record = NodeRecordOut {
                 path: &path,
-                data: &node.data,
+                data: node.data.as_deref(),
                 stat: stat_record(node),
             };
             write_frame(&mut w, &mut buf, &record)?;

@@ -35,7 +35,7 @@ pub(crate) fn create(path: &str, flags: i32) -> WriteOp {
     WriteOp::Create {
         opcode: OpCode::Create2,
         path: path.to_string(),
-        data: b"x".to_vec(),
+        data: Some(b"x".to_vec()),
         acl: Acl::open_unsafe(),
         flags,
         ttl_ms: 0,

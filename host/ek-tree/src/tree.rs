@@ -54,7 +54,7 @@ impl DataTree {
             ("/zookeeper/config", 0, Acl::read_unsafe()),
         ];
         for (path, num_children, acl) in system {
-            let mut node = tree.new_node(Vec::new(), 0, Zxid::ZERO, 0);
+            let mut node = tree.new_node(Some(Vec::new()), 0, Zxid::ZERO, 0);
             node.num_children = num_children;
             node.acl = tree.acls.acquire(&acl);
             let key: Arc<str> = Arc::from(key_of(path).unwrap_or_default());
@@ -80,7 +80,13 @@ impl DataTree {
     }
 
     /// A node record as a create at `zxid`/`time_ms` makes it (ACL id left at 0).
-    pub(crate) fn new_node(&self, data: Vec<u8>, owner: i64, zxid: Zxid, time_ms: i64) -> Node {
+    pub(crate) fn new_node(
+        &self,
+        data: Option<Vec<u8>>,
+        owner: i64,
+        zxid: Zxid,
+        time_ms: i64,
+    ) -> Node {
         Node {
             data: self.share_data(data),
             czxid: zxid,
@@ -98,12 +104,15 @@ impl DataTree {
         }
     }
 
-    pub(crate) fn share_data(&self, data: Vec<u8>) -> Arc<[u8]> {
-        if data.is_empty() {
-            self.empty_data.clone()
-        } else {
-            Arc::from(data)
-        }
+    /// Stored form of node data: empty data shares one allocation; null stays `None`.
+    pub(crate) fn share_data(&self, data: Option<Vec<u8>>) -> Option<Arc<[u8]>> {
+        data.map(|data| {
+            if data.is_empty() {
+                self.empty_data.clone()
+            } else {
+                Arc::from(data)
+            }
+        })
     }
 
     /// The node at `path`.
@@ -252,7 +261,7 @@ impl DataTree {
         self.digest = self
             .digest
             .wrapping_add(node_hash(&key, &node, self.acl_hash(&node)));
-        self.data_size += (key.len() + node.data.len()) as u64;
+        self.data_size += (key.len() + node.data_len()) as u64;
         match EphemeralKind::from_owner(node.ephemeral_owner) {
             EphemeralKind::Session(session) => {
                 self.ephemerals
@@ -275,7 +284,7 @@ impl DataTree {
         self.digest = self
             .digest
             .wrapping_sub(node_hash(&key, &node, self.acl_hash(&node)));
-        self.data_size -= (key.len() + node.data.len()) as u64;
+        self.data_size -= (key.len() + node.data_len()) as u64;
         match EphemeralKind::from_owner(node.ephemeral_owner) {
             EphemeralKind::Session(session) => {
                 if let Some(keys) = self.ephemerals.get_mut(&session) {
@@ -307,7 +316,7 @@ impl DataTree {
         change(node);
         let new_hash = node_hash(key, node, self.acls.get(node.acl).map_or(0, |e| e.hash));
         self.digest = self.digest.wrapping_sub(old_hash).wrapping_add(new_hash);
-        self.data_size = self.data_size - old.data.len() as u64 + node.data.len() as u64;
+        self.data_size = self.data_size - old.data_len() as u64 + node.data_len() as u64;
         Some(old)
     }
 

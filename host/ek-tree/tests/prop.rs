@@ -36,7 +36,8 @@ fn path_strategy() -> impl Strategy<Value = String> {
 
 fn op_strategy() -> impl Strategy<Value = WriteOp> {
     let acl = prop::sample::select(vec![Acl::open_unsafe(), Acl::read_unsafe()]);
-    let data = prop::collection::vec(any::<u8>(), 0..8);
+    // Null (`None`) and empty data must stay distinct through apply, digest and snapshots.
+    let data = prop::option::of(prop::collection::vec(any::<u8>(), 0..8));
     prop_oneof![
         (path_strategy(), data.clone(), 0..4i32, acl.clone()).prop_map(
             |(path, data, flags, acl)| {
@@ -211,14 +212,14 @@ proptest! {
             Some(applied.results)
         };
         let parent = WriteOp::Create {
-            opcode: OpCode::Create, path: "/p".into(), data: vec![], acl: Acl::open_unsafe(), flags: 0, ttl_ms: 0,
+            opcode: OpCode::Create, path: "/p".into(), data: Some(vec![]), acl: Acl::open_unsafe(), flags: 0, ttl_ms: 0,
         };
         apply(&mut tree, &mut prepper, parent).expect("parent");
         let (mut live, mut creates, mut deletes) = (Vec::<String>::new(), 0, 0);
         for create in steps {
             if create || live.is_empty() {
                 let op = WriteOp::Create {
-                    opcode: OpCode::Create2, path: "/p/n-".into(), data: vec![], acl: Acl::open_unsafe(), flags: 2, ttl_ms: 0,
+                    opcode: OpCode::Create2, path: "/p/n-".into(), data: Some(vec![]), acl: Acl::open_unsafe(), flags: 2, ttl_ms: 0,
                 };
                 let results = apply(&mut tree, &mut prepper, op).expect("create");
                 let Some(OpResult::Create { path, .. }) = results.first() else { panic!("{results:?}") };
@@ -242,7 +243,7 @@ proptest! {
         let (tree, mut prepper) = (DataTree::new(), Prep::new());
         let caller = Caller { session_id: SESSION, ids: &[] };
         let op = WriteOp::Create {
-            opcode: OpCode::Create, path: path.clone(), data: vec![], acl: Acl::open_unsafe(), flags: 0, ttl_ms: 0,
+            opcode: OpCode::Create, path: path.clone(), data: Some(vec![]), acl: Acl::open_unsafe(), flags: 0, ttl_ms: 0,
         };
         let result = prepper.write(&tree, &caller, &op, &ctx(1));
         let valid = ek_types::path::validate(&path).is_ok();

@@ -170,8 +170,8 @@ pub enum WriteOp {
         opcode: OpCode,
         /// Requested path; sequential modes append the suffix.
         path: String,
-        /// Initial data.
-        data: Vec<u8>,
+        /// Initial data; `None` is ZooKeeper's null data (wire length -1), distinct from empty.
+        data: Option<Vec<u8>>,
         /// Requested ACL (may contain `auth` entries to expand).
         acl: Vec<Acl>,
         /// Raw `CreateMode` flags, validated by prep.
@@ -190,8 +190,8 @@ pub enum WriteOp {
     SetData {
         /// Node to change.
         path: String,
-        /// New data.
-        data: Vec<u8>,
+        /// New data; `None` is null data (wire length -1), distinct from empty.
+        data: Option<Vec<u8>>,
         /// Expected version, -1 for any.
         version: i32,
     },

@@ -38,8 +38,8 @@ pub enum TxnBody {
     Create {
         /// Final path, with any sequence suffix.
         path: String,
-        /// Initial data.
-        data: Vec<u8>,
+        /// Initial data; `None` is null data, distinct from empty.
+        data: Option<Vec<u8>>,
         /// ACL, with `auth` entries already expanded.
         acl: Vec<Acl>,
         /// `ephemeralOwner`: 0, the owning session, the container marker or the TTL encoding.
@@ -54,8 +54,8 @@ pub enum TxnBody {
     SetData {
         /// Node to change.
         path: String,
-        /// New data.
-        data: Vec<u8>,
+        /// New data; `None` is null data, distinct from empty.
+        data: Option<Vec<u8>>,
         /// The node's version after the change.
         version: i32,
     },

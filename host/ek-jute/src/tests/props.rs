@@ -19,6 +19,11 @@ fn bytes() -> impl Strategy<Value = Vec<u8>> {
     prop::collection::vec(any::<u8>(), 0..24)
 }
 
+/// A jute buffer that may be null (`None`, wire length -1); null and empty stay distinct.
+fn opt_bytes() -> impl Strategy<Value = Option<Vec<u8>>> {
+    prop::option::of(bytes())
+}
+
 fn zxid() -> impl Strategy<Value = Zxid> {
     any::<i64>().prop_map(Zxid)
 }
@@ -66,7 +71,7 @@ fn create_op() -> impl Strategy<Value = WriteOp> {
     (
         prop::sample::select(opcodes),
         text(),
-        bytes(),
+        opt_bytes(),
         acls(),
         any::<i32>(),
         any::<i64>(),
@@ -92,7 +97,7 @@ fn write_op(with_set_acl: bool) -> impl Strategy<Value = WriteOp> {
         (text(), any::<i32>())
             .prop_map(|(path, version)| WriteOp::Delete { path, version })
             .boxed(),
-        (text(), bytes(), any::<i32>())
+        (text(), opt_bytes(), any::<i32>())
             .prop_map(|(path, data, version)| WriteOp::SetData {
                 path,
                 data,
@@ -229,7 +234,7 @@ fn op_result() -> impl Strategy<Value = OpResult> {
 fn read_result() -> impl Strategy<Value = ReadResult> {
     prop_oneof![
         strings().prop_map(|children| ReadResult::GetChildren { children }),
-        (bytes(), stat()).prop_map(|(data, stat)| ReadResult::GetData { data, stat }),
+        (opt_bytes(), stat()).prop_map(|(data, stat)| ReadResult::GetData { data, stat }),
         error_code().prop_map(ReadResult::Error),
     ]
 }
@@ -273,7 +278,7 @@ fn reply() -> impl Strategy<Value = (OpCode, OwnedResponse)> {
         (prop::sample::select(create2_ops), text(), stat())
             .prop_map(|(op, path, stat)| (op, R::Create2 { path, stat }))
             .boxed(),
-        (bytes(), stat(), any::<bool>())
+        (opt_bytes(), stat(), any::<bool>())
             .prop_map(|(data, stat, reconfig)| {
                 let op = if reconfig {
                     OpCode::Reconfig
@@ -311,7 +316,7 @@ fn reply() -> impl Strategy<Value = (OpCode, OwnedResponse)> {
             .prop_map(|infos| (OpCode::WhoAmI, R::WhoAmI(infos)))
             .boxed(),
         Just((OpCode::AddWatch, R::AddWatch)).boxed(),
-        bytes()
+        opt_bytes()
             .prop_map(|token| (OpCode::Sasl, R::Sasl { token }))
             .boxed(),
     ];

@@ -137,7 +137,7 @@ fn create_request() {
     let request = Request::Write(WriteOp::Create {
         opcode: OpCode::Create,
         path: "/a".into(),
-        data: b"hi".to_vec(),
+        data: Some(b"hi".to_vec()),
         acl: Acl::open_unsafe(),
         flags: 0,
         ttl_ms: 0,
@@ -148,39 +148,41 @@ fn create_request() {
         &frame,
         decode_request,
         expect![[r#"
-        0000: 00 00 00 33 00 00 00 01 00 00 00 01 00 00 00 02
-        0010: 2f 61 00 00 00 02 68 69 00 00 00 01 00 00 00 1f
-        0020: 00 00 00 05 77 6f 72 6c 64 00 00 00 06 61 6e 79
-        0030: 6f 6e 65 00 00 00 00
-        Ok(
-            DecodedRequest {
-                xid: 1,
-                opcode: 1,
-                body: Ok(
-                    Write(
-                        Create {
-                            opcode: Create,
-                            path: "/a",
-                            data: [
-                                104,
-                                105,
-                            ],
-                            acl: [
-                                Acl {
-                                    perms: 31,
-                                    id: Id {
-                                        scheme: "world",
-                                        id: "anyone",
+            0000: 00 00 00 33 00 00 00 01 00 00 00 01 00 00 00 02
+            0010: 2f 61 00 00 00 02 68 69 00 00 00 01 00 00 00 1f
+            0020: 00 00 00 05 77 6f 72 6c 64 00 00 00 06 61 6e 79
+            0030: 6f 6e 65 00 00 00 00
+            Ok(
+                DecodedRequest {
+                    xid: 1,
+                    opcode: 1,
+                    body: Ok(
+                        Write(
+                            Create {
+                                opcode: Create,
+                                path: "/a",
+                                data: Some(
+                                    [
+                                        104,
+                                        105,
+                                    ],
+                                ),
+                                acl: [
+                                    Acl {
+                                        perms: 31,
+                                        id: Id {
+                                            scheme: "world",
+                                            id: "anyone",
+                                        },
                                     },
-                                },
-                            ],
-                            flags: 0,
-                            ttl_ms: 0,
-                        },
+                                ],
+                                flags: 0,
+                                ttl_ms: 0,
+                            },
+                        ),
                     ),
-                ),
-            },
-        )"#]],
+                },
+            )"#]],
     );
 }
 
@@ -190,7 +192,7 @@ fn multi_request() {
         WriteOp::Create {
             opcode: OpCode::CreateTtl,
             path: "/t".into(),
-            data: Vec::new(),
+            data: None,
             acl: Acl::read_unsafe(),
             flags: 5,
             ttl_ms: 1000,
@@ -210,50 +212,50 @@ fn multi_request() {
         &frame,
         decode_request,
         expect![[r#"
-        0000: 00 00 00 71 00 00 00 07 00 00 00 0e 00 00 00 15
-        0010: 00 ff ff ff ff 00 00 00 02 2f 74 00 00 00 00 00
-        0020: 00 00 01 00 00 00 01 00 00 00 05 77 6f 72 6c 64
-        0030: 00 00 00 06 61 6e 79 6f 6e 65 00 00 00 05 00 00
-        0040: 00 00 00 00 03 e8 00 00 00 02 00 ff ff ff ff 00
-        0050: 00 00 02 2f 64 ff ff ff ff 00 00 00 0d 00 ff ff
-        0060: ff ff 00 00 00 02 2f 63 00 00 00 03 ff ff ff ff
-        0070: 01 ff ff ff ff
-        Ok(
-            DecodedRequest {
-                xid: 7,
-                opcode: 14,
-                body: Ok(
-                    Multi(
-                        [
-                            Create {
-                                opcode: CreateTtl,
-                                path: "/t",
-                                data: [],
-                                acl: [
-                                    Acl {
-                                        perms: 1,
-                                        id: Id {
-                                            scheme: "world",
-                                            id: "anyone",
+            0000: 00 00 00 71 00 00 00 07 00 00 00 0e 00 00 00 15
+            0010: 00 ff ff ff ff 00 00 00 02 2f 74 ff ff ff ff 00
+            0020: 00 00 01 00 00 00 01 00 00 00 05 77 6f 72 6c 64
+            0030: 00 00 00 06 61 6e 79 6f 6e 65 00 00 00 05 00 00
+            0040: 00 00 00 00 03 e8 00 00 00 02 00 ff ff ff ff 00
+            0050: 00 00 02 2f 64 ff ff ff ff 00 00 00 0d 00 ff ff
+            0060: ff ff 00 00 00 02 2f 63 00 00 00 03 ff ff ff ff
+            0070: 01 ff ff ff ff
+            Ok(
+                DecodedRequest {
+                    xid: 7,
+                    opcode: 14,
+                    body: Ok(
+                        Multi(
+                            [
+                                Create {
+                                    opcode: CreateTtl,
+                                    path: "/t",
+                                    data: None,
+                                    acl: [
+                                        Acl {
+                                            perms: 1,
+                                            id: Id {
+                                                scheme: "world",
+                                                id: "anyone",
+                                            },
                                         },
-                                    },
-                                ],
-                                flags: 5,
-                                ttl_ms: 1000,
-                            },
-                            Delete {
-                                path: "/d",
-                                version: -1,
-                            },
-                            Check {
-                                path: "/c",
-                                version: 3,
-                            },
-                        ],
+                                    ],
+                                    flags: 5,
+                                    ttl_ms: 1000,
+                                },
+                                Delete {
+                                    path: "/d",
+                                    version: -1,
+                                },
+                                Check {
+                                    path: "/c",
+                                    version: 3,
+                                },
+                            ],
+                        ),
                     ),
-                ),
-            },
-        )"#]],
+                },
+            )"#]],
     );
 }
 
@@ -356,7 +358,7 @@ fn multi_reply_with_successes() {
 fn get_data_reply() {
     let mut frame = Vec::new();
     let body = Response::GetData {
-        data: b"hi",
+        data: Some(b"hi"),
         stat: stat(),
     };
     encode_reply(&mut frame, 2, Zxid(0x1_0000_0003), ErrorCode::Ok, &body);
@@ -379,10 +381,12 @@ fn get_data_reply() {
                     },
                     Some(
                         GetData {
-                            data: [
-                                104,
-                                105,
-                            ],
+                            data: Some(
+                                [
+                                    104,
+                                    105,
+                                ],
+                            ),
                             stat: Stat {
                                 czxid: 0x100000002,
                                 mzxid: 0x100000003,
@@ -481,7 +485,7 @@ fn hand_written_requests() {
     check_request(
         "00000001 00000001 ffffffff ffffffff ffffffff 00000000",
         expect![[
-            r#"Ok(DecodedRequest { xid: 1, opcode: 1, body: Ok(Write(Create { opcode: Create, path: "", data: [], acl: [], flags: 0, ttl_ms: 0 })) })"#
+            r#"Ok(DecodedRequest { xid: 1, opcode: 1, body: Ok(Write(Create { opcode: Create, path: "", data: None, acl: [], flags: 0, ttl_ms: 0 })) })"#
         ]],
     );
     // getData with a length of -2.
@@ -567,4 +571,76 @@ fn encoders_report_payload_length() {
     assert_eq!((len, out.len()), (16, 20));
     let len = encode_request(&mut out, -2, &Request::Ping);
     assert_eq!((len, out.len()), (8, 32));
+}
+
+/// Null data (`None`, wire length -1) and empty data (length 0) stay distinct in create,
+/// setData, getData and multiRead getData, and in the SASL token.
+#[test]
+fn null_and_empty_buffers_round_trip_distinctly() {
+    for data in [None, Some(Vec::new()), Some(b"d".to_vec())] {
+        let len = data.as_ref().map_or(-1, |d| d.len() as i32);
+        for op in [
+            WriteOp::Create {
+                opcode: OpCode::Create,
+                path: "/n".into(),
+                data: data.clone(),
+                acl: Acl::open_unsafe(),
+                flags: 0,
+                ttl_ms: 0,
+            },
+            WriteOp::SetData {
+                path: "/n".into(),
+                data: data.clone(),
+                version: -1,
+            },
+        ] {
+            let request = Request::Write(op);
+            let mut frame = Vec::new();
+            encode_request(&mut frame, 1, &request);
+            // xid, opcode, path "/n", then the data's length.
+            assert_eq!(&payload(&frame)[14..18], &len.to_be_bytes());
+            let decoded = decode_request(payload(&frame)).expect("decodes");
+            assert_eq!(decoded.body, Ok(request));
+        }
+
+        let replies = [
+            (
+                OpCode::GetData,
+                OwnedResponse::GetData {
+                    data: data.clone(),
+                    stat: stat(),
+                },
+                0,
+            ),
+            (
+                OpCode::MultiRead,
+                OwnedResponse::MultiRead(vec![ReadResult::GetData {
+                    data: data.clone(),
+                    stat: stat(),
+                }]),
+                9,
+            ),
+            (
+                OpCode::Sasl,
+                OwnedResponse::Sasl {
+                    token: data.clone(),
+                },
+                0,
+            ),
+        ];
+        for (opcode, response, offset) in replies {
+            let mut frame = Vec::new();
+            let body = response.as_response().expect("a reply");
+            encode_reply(&mut frame, 2, Zxid(1), ErrorCode::Ok, &body);
+            // After the 16-byte reply header (and a multi header), the buffer's length.
+            let at = 16 + offset;
+            assert_eq!(
+                &payload(&frame)[at..at + 4],
+                &len.to_be_bytes(),
+                "{opcode:?}"
+            );
+            let (_, decoded) = decode_reply(payload(&frame), opcode).expect("decodes");
+            assert_eq!(decoded, Some(response), "{opcode:?}");
+        }
+    }
 }

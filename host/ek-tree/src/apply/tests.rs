@@ -74,7 +74,7 @@ fn stats_and_events_of_create_and_set_data() {
 
     let set = WriteOp::SetData {
         path: "/a".into(),
-        data: b"hello".to_vec(),
+        data: Some(b"hello".to_vec()),
         version: 0,
     };
     let changed = leader.write(&set).expect("set");
@@ -134,7 +134,7 @@ fn sessions_are_recorded_and_closed() {
     assert_eq!(tree.session_timeout(SESSION), Some(30_000));
     let body = TxnBody::Create {
         path: "/e".into(),
-        data: vec![],
+        data: Some(vec![]),
         acl: Acl::open_unsafe(),
         ephemeral_owner: SESSION.0,
     };
@@ -164,7 +164,7 @@ fn assert_rejected(tree: &mut DataTree, counter: u32, body: TxnBody, error: Appl
 fn create_body(path: &str) -> TxnBody {
     TxnBody::Create {
         path: path.into(),
-        data: vec![1, 2],
+        data: Some(vec![1, 2]),
         acl: Acl::read_unsafe(),
         ephemeral_owner: 0,
     }
@@ -177,7 +177,7 @@ fn three_node_tree() -> DataTree {
         .expect("create");
     let eph = TxnBody::Create {
         path: "/e".into(),
-        data: vec![],
+        data: Some(vec![]),
         acl: Acl::open_unsafe(),
         ephemeral_owner: SESSION.0,
     };
@@ -213,7 +213,7 @@ fn bad_cases() -> Vec<(TxnBody, ApplyError)> {
         (
             TxnBody::SetData {
                 path: "/zz".into(),
-                data: vec![],
+                data: Some(vec![]),
                 version: 1,
             },
             ApplyError::NoNode("/zz".into()),
@@ -232,7 +232,7 @@ fn bad_cases() -> Vec<(TxnBody, ApplyError)> {
                 },
                 TxnBody::SetData {
                     path: "/a".into(),
-                    data: vec![9; 9],
+                    data: Some(vec![9; 9]),
                     version: 7,
                 },
                 TxnBody::SetAcl {

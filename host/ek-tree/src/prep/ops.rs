@@ -32,7 +32,7 @@ pub(super) fn prep_op(
             let request = CreateRequest {
                 mode,
                 path,
-                data,
+                data: data.as_deref(),
                 acl,
                 ttl_ms: *ttl_ms,
             };
@@ -43,7 +43,7 @@ pub(super) fn prep_op(
             path,
             data,
             version,
-        } => set_data(scratch, caller, path, data, *version, ctx),
+        } => set_data(scratch, caller, path, data.as_deref(), *version, ctx),
         WriteOp::SetAcl { path, acl, version } => set_acl(scratch, caller, path, acl, *version),
         WriteOp::Check { path, version } => {
             valid_path(path)?;
@@ -82,7 +82,7 @@ pub(crate) fn create_mode(
 struct CreateRequest<'a> {
     mode: CreateMode,
     path: &'a str,
-    data: &'a [u8],
+    data: Option<&'a [u8]>,
     acl: &'a [Acl],
     ttl_ms: i64,
 }
@@ -97,7 +97,10 @@ fn create(
     if mode.is_ephemeral() && caller.session_id == SessionId::NONE {
         return Err(ErrorCode::SessionExpired);
     }
-    if request.data.len() > ctx.max_data_bytes || !path.contains('/') || path.contains('\0') {
+    if request.data.map_or(0, <[u8]>::len) > ctx.max_data_bytes
+        || !path.contains('/')
+        || path.contains('\0')
+    {
         return Err(ErrorCode::BadArguments);
     }
     let acl = acl::fixup(request.acl, caller.ids)?;
@@ -140,7 +143,7 @@ fn create(
     scratch.set(&path, Some(node));
     Ok(TxnBody::Create {
         path,
-        data: request.data.to_vec(),
+        data: request.data.map(<[u8]>::to_vec),
         acl,
         ephemeral_owner: owner,
     })
@@ -173,12 +176,12 @@ fn set_data(
     scratch: &mut Scratch<'_>,
     caller: &Caller<'_>,
     path: &str,
-    data: &[u8],
+    data: Option<&[u8]>,
     version: i32,
     ctx: &PrepContext,
 ) -> Result<TxnBody, ErrorCode> {
     valid_path(path)?;
-    if data.len() > ctx.max_data_bytes {
+    if data.map_or(0, <[u8]>::len) > ctx.max_data_bytes {
         return Err(ErrorCode::BadArguments);
     }
     let mut node = scratch.get(path).ok_or(ErrorCode::NoNode)?;
@@ -189,7 +192,7 @@ fn set_data(
     scratch.set(path, Some(node));
     Ok(TxnBody::SetData {
         path: path.to_string(),
-        data: data.to_vec(),
+        data: data.map(<[u8]>::to_vec),
         version,
     })
 }

@@ -6,7 +6,7 @@ fn create_with(opcode: OpCode, path: &str, flags: i32, ttl_ms: i64) -> WriteOp {
     WriteOp::Create {
         opcode,
         path: path.to_string(),
-        data: vec![],
+        data: Some(vec![]),
         acl: Acl::open_unsafe(),
         flags,
         ttl_ms,
@@ -31,7 +31,7 @@ fn create_argument_errors() {
     let too_big = WriteOp::Create {
         opcode: OpCode::Create,
         path: "/big".into(),
-        data: vec![0; (1 << 20) + 1],
+        data: Some(vec![0; (1 << 20) + 1]),
         acl: Acl::open_unsafe(),
         flags: 0,
         ttl_ms: 0,
@@ -130,7 +130,7 @@ fn create_tree_errors() {
     let no_acl = WriteOp::Create {
         opcode: OpCode::Create,
         path: "/q".into(),
-        data: vec![],
+        data: Some(vec![]),
         acl: vec![],
         flags: 0,
         ttl_ms: 0,
@@ -146,7 +146,7 @@ fn acl_checks_guard_every_op() {
     let locked = WriteOp::Create {
         opcode: OpCode::Create,
         path: "/locked".into(),
-        data: vec![],
+        data: Some(vec![]),
         acl: acl_of(perms::ALL, "digest", &bob().id),
         flags: 0,
         ttl_ms: 0,
@@ -157,7 +157,7 @@ fn acl_checks_guard_every_op() {
         .expect("bob creates");
     let set = WriteOp::SetData {
         path: "/locked".into(),
-        data: vec![],
+        data: Some(vec![]),
         version: -1,
     };
     let set_acl = WriteOp::SetAcl {
@@ -199,7 +199,7 @@ fn auth_acl_needs_an_authenticated_id() {
     let auth = WriteOp::Create {
         opcode: OpCode::Create,
         path: "/mine".into(),
-        data: vec![],
+        data: Some(vec![]),
         acl: acl_of(perms::ALL, "auth", ""),
         flags: 0,
         ttl_ms: 0,
@@ -231,7 +231,7 @@ fn bad_versions() {
         },
         WriteOp::SetData {
             path: "/a".into(),
-            data: vec![],
+            data: Some(vec![]),
             version: 1,
         },
         WriteOp::SetAcl {
@@ -263,7 +263,7 @@ fn missing_nodes_and_undeletable_paths() {
         delete("/zz/y"),
         WriteOp::SetData {
             path: "/zz".into(),
-            data: vec![],
+            data: Some(vec![]),
             version: -1,
         },
         WriteOp::SetAcl {
@@ -305,7 +305,7 @@ fn missing_nodes_and_undeletable_paths() {
     assert_eq!(leader.propose(&bad_acl).err(), Some(ErrorCode::InvalidAcl));
     let too_big = WriteOp::SetData {
         path: "/a".into(),
-        data: vec![0; (1 << 20) + 1],
+        data: Some(vec![0; (1 << 20) + 1]),
         version: -1,
     };
     assert_eq!(
@@ -346,13 +346,13 @@ fn pipelined_writes_see_pending_changes() {
     );
     let set = WriteOp::SetData {
         path: "/p".into(),
-        data: vec![],
+        data: Some(vec![]),
         version: 0,
     };
     let fifth = leader.propose(&set).expect("version 0");
     let set_again = WriteOp::SetData {
         path: "/p".into(),
-        data: vec![],
+        data: Some(vec![]),
         version: 1,
     };
     let sixth = leader.propose(&set_again).expect("pending version 1");
@@ -515,7 +515,7 @@ fn reap_rechecks_against_pending_state() {
     );
     let touch = WriteOp::SetData {
         path: "/t".into(),
-        data: vec![],
+        data: Some(vec![]),
         version: -1,
     };
     let _pending_touch = leader.propose(&touch).expect("touch");

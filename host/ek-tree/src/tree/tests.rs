@@ -74,7 +74,7 @@ fn reap_candidates_follow_container_and_ttl_rules() {
     let container = WriteOp::Create {
         opcode: OpCode::CreateContainer,
         path: "/c".into(),
-        data: vec![],
+        data: Some(vec![]),
         acl: Acl::open_unsafe(),
         flags: 4,
         ttl_ms: 0,
@@ -82,7 +82,7 @@ fn reap_candidates_follow_container_and_ttl_rules() {
     let ttl = WriteOp::Create {
         opcode: OpCode::CreateTtl,
         path: "/t".into(),
-        data: vec![],
+        data: Some(vec![]),
         acl: Acl::open_unsafe(),
         flags: 5,
         ttl_ms: 100,
