@@ -22,7 +22,7 @@ use std::process::Command;
 use serde::Deserialize;
 
 /// Crates that must stay pure: no I/O, no tokio, no clock, no randomness.
-const PURE_CRATES: &[&str] = &["ek-types", "ek-tree", "ek-watch", "ek-jute"];
+const PURE_CRATES: &[&str] = &["ek-types", "ek-tree", "ek-watch", "ek-jute", "ek-zab"];
 /// External crates (and their `name-*` families) a pure crate must not pull in.
 const IO_FAMILIES: &[&str] = &["tokio", "quinn", "rustls", "wasmtime", "kube", "hyper"];
 /// Workspace crates that do I/O.
@@ -510,6 +510,7 @@ disallowed-methods = [
                 &[("ek-types", None), ("tokio", Some("dev"))],
             ),
             package("ek-watch", "host/ek-watch", "0.0.0", &[("ek-types", None)]),
+            package("ek-zab", "host/ek-zab", "0.0.0", &[("ek-types", None)]),
             package(
                 "ek-jute",
                 "host/ek-jute",
@@ -634,6 +635,7 @@ disallowed-methods = [
             "ek-types: depends on `ek-log`; ek-types may depend only on serde, thiserror (plus dev-dependencies)",
             "ek-types: pure crate depends on `ek-log` (Cargo.toml)",
             "ek-watch: pure crate is missing from the workspace",
+            "ek-zab: pure crate is missing from the workspace",
         ];
         assert_eq!(messages(&violations), expected, "{}", report(&violations));
     }
