@@ -82,6 +82,12 @@ impl Core {
                 let response = Response::Sasl { token: None };
                 self.reply_now_at(conn, xid, Zxid::ZERO, ErrorCode::Ok, &response);
             }
+            Request::Sync { path } => {
+                // sync completes once everything proposed before it (by any session) is
+                // applied here, so "sync then read" is linearizable.
+                let response = Response::Sync { path: &path };
+                self.reply_held(conn, xid, ErrorCode::Ok, &response);
+            }
             read => self.read_in_order(conn, xid, read, received),
         }
     }
