@@ -58,18 +58,7 @@ impl Core {
             self.watches.trigger(zxid.0, *event, path, &mut fired);
         }
         for (watcher, event) in fired {
-            let conn = ConnId(watcher.0);
-            if let Some(client) = self.conns.get_mut(&conn) {
-                ek_jute::encode_notification(
-                    &mut client.out_buf,
-                    Zxid(event.zxid),
-                    event.event,
-                    ek_types::STATE_SYNC_CONNECTED,
-                    &event.path,
-                );
-                client.pending_packets += 1;
-                self.dirty.push(conn);
-            }
+            self.notify(ConnId(watcher.0), &event);
         }
         if let TxnBody::CloseSession { .. } = txn.body {
             self.tracker.remove(txn.session_id);
@@ -90,6 +79,22 @@ impl Core {
         }
         let is_multi = matches!(txn.body, TxnBody::Multi(_));
         self.answer(origin, zxid, Ok((is_multi, applied.results)));
+    }
+
+    /// Writes a watch notification (xid -1) to a connection, ahead of any reply that
+    /// follows it in this round.
+    pub(crate) fn notify(&mut self, conn: ConnId, event: &ek_watch::WatchEvent) {
+        if let Some(client) = self.conns.get_mut(&conn) {
+            ek_jute::encode_notification(
+                &mut client.out_buf,
+                Zxid(event.zxid),
+                event.event,
+                ek_types::STATE_SYNC_CONNECTED,
+                &event.path,
+            );
+            client.pending_packets += 1;
+            self.dirty.push(conn);
+        }
     }
 
     /// Completes the reply entry that waits for `zxid`.

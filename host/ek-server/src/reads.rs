@@ -5,7 +5,7 @@ use crate::client::ConnId;
 use crate::core::Core;
 use ek_jute::{ClientInfo, ReadOp, ReadResult, Request, Response};
 use ek_tree::acl;
-use ek_types::{path, perms, ErrorCode, Id, Zxid};
+use ek_types::{path, perms, ErrorCode, Id};
 use ek_watch::{SetWatchLists, WatchKind, WatcherId, WatcherType};
 use std::time::Instant;
 
@@ -239,18 +239,8 @@ impl Core {
             },
             &mut immediate,
         );
-        if let Some(client) = self.conns.get_mut(&conn) {
-            for event in immediate {
-                ek_jute::encode_notification(
-                    &mut client.out_buf,
-                    Zxid(event.zxid),
-                    event.event,
-                    ek_types::STATE_SYNC_CONNECTED,
-                    &event.path,
-                );
-                client.pending_packets += 1;
-            }
-            self.dirty.push(conn);
+        for event in &immediate {
+            self.notify(conn, event);
         }
     }
 
