@@ -61,13 +61,7 @@ async fn torn_log_tail_is_truncated_with_a_warning() {
     }
     deadline(async {
         let mut server = Server::start();
-        let zk = client(&server).await;
-        for n in 0..20 {
-            zk.create(&format!("/t{n}"), b"data", OPEN).await.unwrap();
-        }
-        drop(zk);
-        server.kill();
-        let segment = last_segment(&server);
+        let segment = create_then_kill(&mut server, "/t", 20).await;
         let len = std::fs::metadata(&segment).unwrap().len();
         // The last record is the session close or the last create: cut 3 bytes off it.
         let file = std::fs::OpenOptions::new()
@@ -106,13 +100,7 @@ async fn flipped_byte_in_a_log_record_is_reported() {
     }
     deadline(async {
         let mut server = Server::start();
-        let zk = client(&server).await;
-        for n in 0..20 {
-            zk.create(&format!("/f{n}"), b"data", OPEN).await.unwrap();
-        }
-        drop(zk);
-        server.kill();
-        let segment = last_segment(&server);
+        let segment = create_then_kill(&mut server, "/f", 20).await;
         let mut bytes = std::fs::read(&segment).unwrap();
         // Segment header (40 bytes), then the first record's frame (16 bytes), then its
         // payload: flip a payload byte of the first record; many valid records follow.
@@ -214,6 +202,20 @@ fn files_in(dir: &std::path::Path, prefix: &str) -> Vec<std::path::PathBuf> {
         .unwrap_or_default();
     files.sort();
     files
+}
+
+/// Creates `count` nodes `<prefix><n>`, kills the server and returns its newest log
+/// segment, for tests that then damage it.
+async fn create_then_kill(server: &mut Server, prefix: &str, count: usize) -> std::path::PathBuf {
+    let zk = client(server).await;
+    for n in 0..count {
+        zk.create(&format!("{prefix}{n}"), b"data", OPEN)
+            .await
+            .unwrap();
+    }
+    drop(zk);
+    server.kill();
+    last_segment(server)
 }
 
 /// The newest log segment (names sort by their first zxid in fixed-width hex).

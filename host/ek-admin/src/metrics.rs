@@ -178,7 +178,11 @@ struct Counter {
 
 impl Counter {
     fn inc(&self) {
-        self.total.fetch_add(1, Relaxed);
+        self.add(1);
+    }
+
+    fn add(&self, count: u64) {
+        self.total.fetch_add(count, Relaxed);
     }
 
     fn get(&self) -> u64 {
@@ -330,6 +334,11 @@ impl Metrics {
     /// Counts one client packet (response or notification frame) sent.
     pub fn inc_packets_sent(&self) {
         self.packets_sent.inc();
+    }
+
+    /// Counts `count` packets sent to clients at once (one flush of a connection).
+    pub fn add_packets_sent(&self, count: u64) {
+        self.packets_sent.add(count);
     }
 
     /// Counts one client connection refused (connection limit, or not serving).

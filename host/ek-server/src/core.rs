@@ -333,9 +333,7 @@ impl Core {
                     self.drop_conn(conn);
                     continue;
                 }
-                for _ in 0..client.pending_packets {
-                    self.metrics.inc_packets_sent();
-                }
+                self.metrics.add_packets_sent(client.pending_packets);
                 client.pending_packets = 0;
                 let _ = client.out.send(Outbound::Frames(frames));
             }

@@ -219,17 +219,18 @@ fn environment() -> String {
     out
 }
 
+/// The session id of a watcher's connection, 0 if it has none.
+fn session_of(core: &Core, watcher: ek_watch::WatcherId) -> i64 {
+    core.conns
+        .get(&crate::client::ConnId(watcher.0))
+        .and_then(|client| client.session)
+        .map_or(0, |session| session.0)
+}
+
 fn watches_by_session(core: &Core) -> String {
     let mut out = String::new();
     for (watcher, paths) in core.watches.watches_by_watcher() {
-        let conn = crate::client::ConnId(watcher.0);
-        let session = core
-            .conns
-            .get(&conn)
-            .and_then(|client| client.session)
-            .map(|s| s.0)
-            .unwrap_or(0);
-        let _ = writeln!(out, "0x{session:x}");
+        let _ = writeln!(out, "0x{:x}", session_of(core, watcher));
         for path in paths {
             let _ = writeln!(out, "\t{path}");
         }
@@ -242,14 +243,7 @@ fn watches_by_path(core: &Core) -> String {
     for (path, watchers) in core.watches.watches_by_path() {
         let _ = writeln!(out, "{path}");
         for watcher in watchers {
-            let conn = crate::client::ConnId(watcher.0);
-            let session = core
-                .conns
-                .get(&conn)
-                .and_then(|client| client.session)
-                .map(|s| s.0)
-                .unwrap_or(0);
-            let _ = writeln!(out, "\t0x{session:x}");
+            let _ = writeln!(out, "\t0x{:x}", session_of(core, watcher));
         }
     }
     out

@@ -18,14 +18,20 @@ impl Core {
         request: &Request,
         started: Instant,
     ) -> Vec<u8> {
+        // Borrowed out of the connection for the read (which needs the whole core) and put
+        // back after: no copy of the id list on the hot path.
         let ids = self
             .conns
-            .get(&conn)
-            .map(|client| client.ids.clone())
+            .get_mut(&conn)
+            .map(|client| std::mem::take(&mut client.ids))
             .unwrap_or_default();
         let mut frame = Vec::new();
-        let op = request_name(request);
-        if let Err(err) = self.read(conn, &ids, request, xid, &mut frame) {
+        let op = request.opcode().name();
+        let result = self.read(conn, &ids, request, xid, &mut frame);
+        if let Some(client) = self.conns.get_mut(&conn) {
+            client.ids = ids;
+        }
+        if let Err(err) = result {
             frame.clear();
             let zxid = self.tree.last_zxid();
             ek_jute::encode_reply(&mut frame, xid, zxid, err, &Response::Empty);
@@ -295,25 +301,5 @@ fn whoami_user(id: &Id) -> String {
         id.id.split(':').next().unwrap_or("").to_owned()
     } else {
         id.id.clone()
-    }
-}
-
-fn request_name(request: &Request) -> &'static str {
-    match request {
-        Request::Exists { .. } => "exists",
-        Request::GetData { .. } => "getData",
-        Request::GetChildren { .. } => "getChildren",
-        Request::GetChildren2 { .. } => "getChildren2",
-        Request::GetAcl { .. } => "getACL",
-        Request::Sync { .. } => "sync",
-        Request::GetAllChildrenNumber { .. } => "getAllChildrenNumber",
-        Request::GetEphemerals { .. } => "getEphemerals",
-        Request::WhoAmI => "whoAmI",
-        Request::AddWatch { .. } => "addWatch",
-        Request::CheckWatches { .. } => "checkWatches",
-        Request::RemoveWatches { .. } => "removeWatches",
-        Request::SetWatches { .. } => "setWatches",
-        Request::MultiRead(_) => "multiRead",
-        _ => "other",
     }
 }

@@ -265,13 +265,12 @@ impl Core {
             time_ms,
             max_data_bytes: self.config.max_data_bytes as usize,
         };
-        let ids = match self.conns.get(&conn) {
-            Some(client) => client.ids.clone(),
-            None => return,
+        let Some(client) = self.conns.get(&conn) else {
+            return;
         };
         let caller = Caller {
             session_id: session,
-            ids: &ids,
+            ids: &client.ids,
         };
         let prepped = match &kind {
             WriteKind::Single(op) => self
