@@ -213,6 +213,7 @@ fn resolve(file: FileConfig) -> Result<(ek_server::Config, LogSettings), KeyErro
             .unwrap_or(defaults.max_client_connections),
         super_digest: file.super_digest.or(defaults.super_digest),
         node_id: file.node_id.unwrap_or(defaults.node_id),
+        ensemble: None,
     };
     validate(&config)?;
     let log = resolve_log(file.log.unwrap_or_default())?;

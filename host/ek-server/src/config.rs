@@ -35,6 +35,76 @@ pub struct Config {
     pub super_digest: Option<String>,
     /// This node's id (1 for a standalone node).
     pub node_id: u64,
+    /// The replicated ensemble this node belongs to; `None` runs a standalone node (an
+    /// ensemble of one voter, with no peer transport).
+    pub ensemble: Option<Ensemble>,
+}
+
+/// Whether a member votes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MemberRole {
+    /// Votes in elections and counts in every quorum; may lead.
+    Voter,
+    /// Follows the leader and serves clients; never votes, never counts in a quorum.
+    Observer,
+}
+
+/// One member of the ensemble, as every node's config lists it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Member {
+    /// The member's id (`node_id` in its own config); its certificate names
+    /// `node-<id>.edgekeeper`.
+    pub id: u64,
+    /// The UDP address its QUIC peer endpoint listens on.
+    pub peer_addr: SocketAddr,
+    /// The address its ZooKeeper clients use (reported in `conf`, used by tooling).
+    pub client_addr: SocketAddr,
+    /// Voter or observer.
+    pub role: MemberRole,
+}
+
+/// The ensemble: its members, the TLS material of this node and the replication timing.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Ensemble {
+    /// Every member, this node included.
+    pub members: Vec<Member>,
+    /// Where this node's QUIC endpoint binds; by default its own member's `peer_addr`.
+    pub peer_listen: Option<SocketAddr>,
+    /// The cluster CA certificate (PEM), the only trust anchor between nodes.
+    pub ca_cert: PathBuf,
+    /// This node's certificate (PEM), signed by the cluster CA.
+    pub cert: PathBuf,
+    /// This node's private key (PEM).
+    pub key: PathBuf,
+    /// ZAB's tick in ms (ZooKeeper's `tickTime` as used by `initLimit` and `syncLimit`).
+    pub zab_tick_ms: u32,
+    /// Ticks a learner may take to connect and sync with a new leader (`initLimit`).
+    pub init_limit_ticks: u32,
+    /// Ticks a leader and its learners may stay silent before the other side counts as
+    /// dead (`syncLimit`): the failure-detection window.
+    pub sync_limit_ticks: u32,
+    /// Interval of QUIC keep-alives between peers, in ms.
+    pub peer_keepalive_ms: u32,
+    /// A QUIC connection that hears nothing for this long is closed, in ms.
+    pub peer_idle_timeout_ms: u32,
+}
+
+impl Ensemble {
+    /// The LAN defaults for the timing fields, with the given members and TLS files.
+    pub fn new(members: Vec<Member>, ca_cert: PathBuf, cert: PathBuf, key: PathBuf) -> Ensemble {
+        Ensemble {
+            members,
+            peer_listen: None,
+            ca_cert,
+            cert,
+            key,
+            zab_tick_ms: 50,
+            init_limit_ticks: 40,
+            sync_limit_ticks: 4,
+            peer_keepalive_ms: 200,
+            peer_idle_timeout_ms: 2000,
+        }
+    }
 }
 
 impl Default for Config {
@@ -54,6 +124,7 @@ impl Default for Config {
             max_client_connections: 60,
             super_digest: None,
             node_id: 1,
+            ensemble: None,
         }
     }
 }

@@ -20,7 +20,7 @@ mod requests;
 mod session;
 mod storage;
 
-pub use config::Config;
+pub use config::{Config, Ensemble, Member, MemberRole};
 
 use crate::client::ConnId;
 use crate::core::{Core, CoreMsg};
