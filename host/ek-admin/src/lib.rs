@@ -17,4 +17,6 @@ mod metrics;
 mod expo;
 
 pub use http::{serve, serve_with_config, AdminConfig, AdminState, RefreshHook};
-pub use metrics::{Gauges, LatencySummary, Metrics, ServerState, CONTENT_TYPE};
+pub use metrics::{
+    Gauges, LatencySummary, Metrics, ServerState, SyncKind, ZabGauges, CONTENT_TYPE,
+};

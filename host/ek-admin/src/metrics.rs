@@ -2,7 +2,9 @@
 //! rendered in the Prometheus text exposition format, version 0.0.4.
 //!
 //! Names follow Apache ZooKeeper's Prometheus metrics, which are unprefixed
-//! (`znode_count`, `packets_received`, ...). Durations are exported in seconds.
+//! (`znode_count`, `packets_received`, ...). Replication metrics, which ZooKeeper does
+//! not export this way, are ours and share a `zab_` prefix. Durations are exported in
+//! seconds.
 //!
 //! Two views of the same events exist on purpose. The Prometheus counters and histograms
 //! only ever grow, as Prometheus expects. The four-letter words `srvr`/`mntr` print
@@ -11,6 +13,7 @@
 
 mod histogram;
 mod ops;
+mod zab;
 
 #[cfg(test)]
 mod tests;
@@ -20,6 +23,9 @@ use ops::OpHistograms;
 use std::fmt::{self, Write};
 use std::sync::atomic::{AtomicU64, AtomicU8, Ordering::Relaxed};
 use std::time::Duration;
+
+use zab::ZabMetrics;
+pub use zab::{SyncKind, ZabGauges};
 
 /// The Content-Type of [`Metrics::render`]'s output.
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
@@ -224,6 +230,8 @@ pub struct Metrics {
     request_stats: LatencyStats,
     fsync_latency: Histogram,
     snapshot_duration: Histogram,
+
+    zab: ZabMetrics,
 }
 
 impl Default for Metrics {
@@ -256,6 +264,7 @@ impl Metrics {
             request_stats: LatencyStats::new(),
             fsync_latency: Histogram::new(LATENCY_BOUNDS_NS),
             snapshot_duration: Histogram::new(SNAPSHOT_BOUNDS_NS),
+            zab: ZabMetrics::new(),
         }
     }
 
@@ -324,6 +333,57 @@ impl Metrics {
     /// The node's role.
     pub fn server_state(&self) -> ServerState {
         ServerState::from_index(self.server_state.load(Relaxed))
+    }
+
+    /// ZAB state, set by the core after every change.
+    pub fn set_zab(&self, zab: &ZabGauges) {
+        self.zab.set(zab);
+    }
+
+    /// The ZAB state as last set (all zero before the first [`Metrics::set_zab`]).
+    pub fn zab(&self) -> ZabGauges {
+        self.zab.get()
+    }
+
+    /// The leader started synchronising a learner this way.
+    pub fn inc_learner_sync(&self, kind: SyncKind) {
+        self.zab.inc_sync(kind);
+    }
+
+    /// Learner synchronisations of `kind` this node started as leader, since it started.
+    pub fn learner_syncs(&self, kind: SyncKind) -> u64 {
+        self.zab.syncs(kind)
+    }
+
+    /// Leader: a proposal committed `elapsed` after it was proposed.
+    pub fn observe_proposal(&self, elapsed: Duration) {
+        self.zab.observe_proposal(elapsed);
+    }
+
+    /// Any node: a committed txn was applied `elapsed` after this node logged/received it
+    /// (commit latency).
+    pub fn observe_commit(&self, elapsed: Duration) {
+        self.zab.observe_commit(elapsed);
+    }
+
+    /// The replica detected a digest mismatch and stopped serving.
+    pub fn inc_digest_mismatch(&self) {
+        self.zab.inc_digest_mismatch();
+    }
+
+    /// Digest mismatches detected since the node started.
+    pub fn digest_mismatches(&self) -> u64 {
+        self.zab.digest_mismatches()
+    }
+
+    /// Proposal latency since the node started (not cleared by [`Metrics::reset`]).
+    pub fn proposal_latency_summary(&self) -> LatencySummary {
+        self.zab.proposal_summary()
+    }
+
+    /// Commit latency since the node started (not cleared by [`Metrics::reset`]).
+    pub fn commit_latency_summary(&self) -> LatencySummary {
+        self.zab.commit_summary()
     }
 
     /// Counts one client packet (request frame) received.
@@ -494,7 +554,8 @@ impl Metrics {
         write_header(out, name, "Time to write one snapshot.", "histogram")?;
         self.snapshot_duration.render(out, name, "")?;
 
-        self.render_server_info(out)
+        self.render_server_info(out)?;
+        self.zab.render(out)
     }
 
     fn render_server_info(&self, out: &mut String) -> fmt::Result {

@@ -4,24 +4,14 @@
 use crate::client::ConnId;
 use crate::core::Core;
 use crate::pipeline::{Origin, Proposal};
+use crate::replies::WaitKey;
 use ek_jute::Response;
 use ek_types::{ErrorCode, OpCode, OpResult, TxnBody, Zxid};
 
 impl Core {
-    /// Everything up to `zxid` is durable: with a quorum of one, that commits it.
-    pub(crate) fn commit_through(&mut self, zxid: Zxid) {
-        for proposal in self.pipeline.take_through(zxid) {
-            if self.pipeline.has_failed() {
-                // Later txns were prepped on the assumption that the failed one applied.
-                self.answer(
-                    proposal.origin,
-                    proposal.txn.zxid,
-                    Err(ErrorCode::SystemError),
-                );
-                continue;
-            }
-            self.apply(proposal);
-        }
+    /// After a round of commits: replies held for what just applied go out, and a snapshot
+    /// starts if the log has grown enough.
+    pub(crate) fn after_commits(&mut self) {
         let held: Vec<ConnId> = self.held.iter().copied().collect();
         for conn in held {
             self.pump(conn);
@@ -36,18 +26,34 @@ impl Core {
         self.maybe_snapshot();
     }
 
-    fn apply(&mut self, proposal: Proposal) {
+    /// Who waits here for a txn this node did not propose: the session's connection, if
+    /// it has a forwarded request with the txn's xid.
+    fn forwarded_waiter(&self, txn: &ek_types::Txn) -> Option<(ConnId, WaitKey, bool)> {
+        let conn = *self.session_conn.get(&txn.session_id)?;
+        let key = WaitKey::Forwarded(txn.cxid);
+        self.conns.get(&conn)?.replies.waiting(key)?;
+        let close_after = matches!(txn.body, TxnBody::CloseSession { .. });
+        Some((conn, key, close_after))
+    }
+
+    /// Applies a committed txn to the tree, fires its watches and answers who waits.
+    pub(crate) fn apply(&mut self, proposal: Proposal) {
         let Proposal { txn, origin, .. } = proposal;
         let zxid = txn.zxid;
+        let waiter = match origin {
+            Origin::Client(conn) => Some((conn, WaitKey::Zxid(zxid), false)),
+            Origin::Close(conn) => Some((conn, WaitKey::Zxid(zxid), true)),
+            Origin::Handshake(_) | Origin::Expiry | Origin::Reaper => None,
+            Origin::Remote | Origin::Replicated => self.forwarded_waiter(&txn),
+        };
         let applied = match self.tree.apply(&txn) {
             Ok(applied) => applied,
             Err(err) => {
                 // Prep validated this txn against the same state, so this is a bug or a
                 // corrupt tree: refuse to serve divergent data.
-                tracing::error!(%zxid, %err, "a committed txn does not apply; stopping writes");
                 self.prep.applied(zxid);
-                self.log_failed(&format!("txn {zxid} failed to apply: {err}"));
-                self.answer(origin, zxid, Err(ErrorCode::SystemError));
+                self.answer(waiter, zxid, Err(ErrorCode::SystemError));
+                self.diverge(&format!("committed txn {zxid} does not apply: {err}"));
                 return;
             }
         };
@@ -60,25 +66,43 @@ impl Core {
         for (watcher, event) in fired {
             self.notify(ConnId(watcher.0), &event);
         }
-        if let TxnBody::CloseSession { .. } = txn.body {
-            self.tracker.remove(txn.session_id);
-            if let Some(conn) = self.session_conn.remove(&txn.session_id) {
-                if !matches!(origin, Origin::Close(c) if c == conn) {
-                    self.close_conn(conn);
+        match &txn.body {
+            TxnBody::CloseSession { .. } => {
+                self.tracker.remove(txn.session_id);
+                self.touched.remove(&txn.session_id);
+                if let Some(conn) = self.session_conn.remove(&txn.session_id) {
+                    if waiter.map(|(c, _, _)| c) != Some(conn) {
+                        self.close_conn(conn);
+                    }
                 }
             }
-        }
-        if let TxnBody::CreateSession { timeout_ms } = txn.body {
-            if let Origin::Handshake(conn) = origin {
-                self.session_created(conn, txn.session_id, timeout_ms);
-            } else {
-                self.tracker
-                    .track(txn.session_id, timeout_ms, std::time::Instant::now());
+            TxnBody::CreateSession { timeout_ms } => {
+                let handshake = match origin {
+                    Origin::Handshake(conn) => Some(conn),
+                    _ => self.pending_handshakes.remove(&txn.session_id),
+                };
+                match handshake {
+                    Some(conn) => self.session_created(conn, txn.session_id, *timeout_ms),
+                    None => {
+                        self.tracker
+                            .track(txn.session_id, *timeout_ms, std::time::Instant::now())
+                    }
+                }
+                return;
             }
-            return;
+            TxnBody::Error { code, results } => {
+                let result = if *code == ErrorCode::Ok {
+                    Ok((true, results.clone()))
+                } else {
+                    Err(*code)
+                };
+                self.answer(waiter, zxid, result);
+                return;
+            }
+            _ => {}
         }
         let is_multi = matches!(txn.body, TxnBody::Multi(_));
-        self.answer(origin, zxid, Ok((is_multi, applied.results)));
+        self.answer(waiter, zxid, Ok((is_multi, applied.results)));
     }
 
     /// Writes a watch notification (xid -1) to a connection, ahead of any reply that
@@ -97,28 +121,23 @@ impl Core {
         }
     }
 
-    /// Completes the reply entry that waits for `zxid`.
+    /// Completes the reply entry of `waiter` (a connection, how its entry is found, and
+    /// whether the connection closes after the reply).
     fn answer(
         &mut self,
-        origin: Origin,
-        zxid: Zxid,
+        waiter: Option<(ConnId, WaitKey, bool)>,
+        _zxid: Zxid,
         result: Result<(bool, Vec<OpResult>), ErrorCode>,
     ) {
-        let (conn, close_after) = match origin {
-            Origin::Client(conn) => (conn, false),
-            Origin::Close(conn) => (conn, true),
-            Origin::Handshake(conn) => {
-                self.close_conn(conn);
-                return;
-            }
-            Origin::Expiry | Origin::Reaper => return,
+        let Some((conn, key, close_after)) = waiter else {
+            return;
         };
         let last = self.tree.last_zxid();
         let Some(client) = self.conns.get_mut(&conn) else {
             return;
         };
         let mut frame = Vec::new();
-        let Some((xid, opcodes)) = client.replies.waiting(zxid) else {
+        let Some((xid, opcodes)) = client.replies.waiting(key) else {
             return;
         };
         let result = result.map(|(is_multi, mut results)| {
@@ -152,7 +171,7 @@ impl Core {
             }
             Err(err) => ek_jute::encode_reply(&mut frame, xid, last, *err, &Response::Empty),
         };
-        if let Some((xid, started, op)) = client.replies.complete(zxid, frame, close_after) {
+        if let Some((xid, started, op)) = client.replies.complete(key, frame, close_after) {
             let elapsed = started.elapsed();
             client.stats.record(op, xid, last.0, elapsed);
             self.metrics.observe_request(op, elapsed);

@@ -67,6 +67,16 @@ pub(crate) enum CoreMsg {
     },
     /// The log made everything up to this zxid durable.
     Durable(Zxid),
+    /// Every durable report the log sent before a truncation has been received.
+    LogFence,
+    /// An event of the peer transport.
+    Net(ek_net::Incoming),
+    /// A snapshot streamed by a leader is staged on disk.
+    SnapshotStaged {
+        from: u64,
+        zxid: Zxid,
+        path: std::path::PathBuf,
+    },
     /// The log failed: stop acknowledging writes.
     LogFailed(String),
     /// A snapshot finished (or failed).
@@ -80,6 +90,12 @@ pub(crate) struct Core {
     pub(crate) watches: WatchRegistry,
     pub(crate) tracker: SessionTracker,
     pub(crate) session_ids: SessionIds,
+    /// ZAB and the peer transport.
+    pub(crate) repl: crate::replication::Replication,
+    /// Learner: connections whose createSession was forwarded, by session.
+    pub(crate) pending_handshakes: HashMap<SessionId, ConnId>,
+    /// Learner: sessions active since the last report to the leader.
+    pub(crate) touched: HashSet<SessionId>,
     pub(crate) conns: HashMap<ConnId, Client>,
     pub(crate) session_conn: HashMap<SessionId, ConnId>,
     pub(crate) pipeline: Pipeline,
@@ -105,20 +121,19 @@ pub(crate) fn now_ms() -> i64 {
 }
 
 impl Core {
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn new(
         config: Config,
-        recovered: crate::storage::Recovered,
+        tree: DataTree,
+        log: LogWriter,
+        snapshots: crate::storage::Snapshots,
+        repl: crate::replication::Replication,
         metrics: Arc<Metrics>,
         admin: Arc<ek_admin::AdminState>,
         core_tx: mpsc::UnboundedSender<CoreMsg>,
         throttle: watch::Sender<bool>,
         started: Instant,
     ) -> Core {
-        let crate::storage::Recovered {
-            tree,
-            log,
-            snapshots,
-        } = recovered;
         let now = Instant::now();
         let mut tracker = SessionTracker::new(Duration::from_millis(u64::from(config.tick_ms)));
         // Sessions survive a restart; each gets a full timeout to come back, as a new
@@ -126,11 +141,12 @@ impl Core {
         for (session, timeout_ms) in tree.sessions() {
             tracker.track(session, timeout_ms, now);
         }
-        // A restarted standalone node starts a new epoch, as a new leader would.
-        let last = tree.last_zxid();
-        let first = Zxid::new(last.epoch().saturating_add(1), 0);
+        let first = tree.last_zxid();
         Core {
             session_ids: SessionIds::new(config.node_id, now_ms()),
+            repl,
+            pending_handshakes: HashMap::new(),
+            touched: HashSet::new(),
             prep: Prep::new(),
             watches: WatchRegistry::new(),
             tracker,
@@ -163,7 +179,12 @@ impl Core {
         let reap_every = Duration::from_millis(u64::from(self.config.reaper_interval_ms.max(1)));
         let mut reaper = tokio::time::interval(reap_every);
         reaper.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        self.drive();
         loop {
+            let zab_deadline = self
+                .repl
+                .deadline()
+                .unwrap_or_else(|| tokio::time::Instant::now() + Duration::from_secs(3600));
             tokio::select! {
                 // Messages first: a tick must not expire a session whose ping is queued.
                 biased;
@@ -178,10 +199,12 @@ impl Core {
                         }
                     }
                 }
+                _ = tokio::time::sleep_until(zab_deadline) => self.zab_timeout(),
                 _ = ticker.tick() => self.on_tick(Instant::now()),
                 _ = reaper.tick() => self.reap(),
                 _ = &mut shutdown => break,
             }
+            self.drive();
             self.flush();
             self.update_throttle();
             self.publish_gauges();
@@ -211,7 +234,10 @@ impl Core {
                 let text = crate::fourlw::render(self, word);
                 let _ = reply.send(text);
             }
-            CoreMsg::Durable(zxid) => self.commit_through(zxid),
+            CoreMsg::Durable(zxid) => self.on_durable(zxid),
+            CoreMsg::LogFence => self.on_log_fence(),
+            CoreMsg::Net(event) => self.on_net(event),
+            CoreMsg::SnapshotStaged { from, zxid, path } => self.snapshot_staged(from, zxid, path),
             CoreMsg::LogFailed(reason) => self.log_failed(&reason),
             CoreMsg::SnapshotDone(result) => self.snapshot_done(result),
         }
@@ -225,8 +251,9 @@ impl Core {
         queued: Arc<AtomicUsize>,
         closer: watch::Sender<bool>,
     ) {
-        if self.pipeline.has_failed() {
-            // A node that cannot log serves nobody: clients move to another server.
+        if !self.serving() {
+            // A node that cannot log, has no leader or diverged serves nobody: clients
+            // move to another server.
             let _ = out.send(Outbound::Close);
             return;
         }
@@ -272,12 +299,17 @@ impl Core {
     }
 
     fn on_tick(&mut self, now: Instant) {
+        self.report_touches();
+        if !self.repl.is_leader() {
+            // The leader owns expiry; learners report activity to it.
+            return;
+        }
         for session in self.tracker.expire(now) {
             tracing::info!(%session, "session expired");
             if let Some(conn) = self.session_conn.remove(&session) {
                 self.close_conn(conn);
             }
-            self.propose_close_session(session, Origin::Expiry);
+            self.propose_close_session(session, 0, Origin::Expiry);
         }
     }
 
@@ -377,6 +409,7 @@ impl Core {
         let session = self.conns.get(&conn)?.session?;
         if self.conns.get(&conn).map(|c| c.phase) == Some(Phase::Connected) {
             self.tracker.touch(session, now);
+            self.touched.insert(session);
         }
         Some(session)
     }

@@ -19,6 +19,20 @@ pub(crate) fn version_string() -> String {
 
 /// The text a four-letter word answers with.
 pub(crate) fn render(core: &mut Core, word: FourLetterWord) -> String {
+    let needs_serving = matches!(
+        word,
+        FourLetterWord::Srvr
+            | FourLetterWord::Stat
+            | FourLetterWord::Cons
+            | FourLetterWord::Wchs
+            | FourLetterWord::Wchc
+            | FourLetterWord::Wchp
+            | FourLetterWord::Dump
+    );
+    if needs_serving && !core.serving() {
+        // ZooKeeper's answer while it has no quorum (tools and tests wait on it).
+        return "This ZooKeeper instance is not currently serving requests\n".to_owned();
+    }
     match word {
         FourLetterWord::Ruok => "imok".to_owned(),
         FourLetterWord::Isro => "rw".to_owned(),
@@ -99,7 +113,7 @@ fn server_summary(core: &Core, with_clients: bool) -> String {
     let _ = writeln!(out, "Connections: {}", core.conns.len());
     let _ = writeln!(out, "Outstanding: {}", core.pipeline.len());
     let _ = writeln!(out, "Zxid: 0x{:x}", core.tree.last_zxid().0);
-    let _ = writeln!(out, "Mode: standalone");
+    let _ = writeln!(out, "Mode: {}", core.metrics.server_state().as_str());
     let _ = writeln!(out, "Node count: {}", core.tree.node_count());
     out
 }
@@ -108,7 +122,10 @@ fn monitor(core: &Core) -> String {
     let latency = core.metrics.latency_summary();
     let rows: Vec<(&str, String)> = vec![
         ("zk_version", version_string()),
-        ("zk_server_state", "standalone".to_owned()),
+        (
+            "zk_server_state",
+            core.metrics.server_state().as_str().to_owned(),
+        ),
         ("zk_avg_latency", format!("{:.4}", latency.avg_ms)),
         ("zk_max_latency", format!("{:.0}", latency.max_ms.ceil())),
         ("zk_min_latency", format!("{:.0}", latency.min_ms.floor())),
@@ -140,11 +157,33 @@ fn monitor(core: &Core) -> String {
         ),
         ("zk_uptime", core.uptime().as_millis().to_string()),
     ];
+    let mut rows = rows;
+    let zab = core.metrics.zab();
+    rows.extend([
+        ("zk_peer_state", zab_state(core)),
+        ("zk_epoch", zab.epoch.to_string()),
+        ("zk_quorum_size", zab.quorum_size.to_string()),
+        (
+            "zk_synced_followers",
+            zab.synced_learners.saturating_sub(1).to_string(),
+        ),
+        ("zk_leader_id", zab.leader_id.to_string()),
+    ]);
     let mut out = String::new();
     for (key, value) in rows {
         let _ = writeln!(out, "{key}\t{value}");
     }
     out
+}
+
+/// ZooKeeper's `zk_peer_state`: the role and whether it is broadcasting.
+fn zab_state(core: &Core) -> String {
+    let state = core.metrics.server_state().as_str();
+    if core.serving() {
+        format!("{state} - broadcast")
+    } else {
+        format!("{state} - looking")
+    }
 }
 
 fn conf(core: &Core) -> String {

@@ -3,7 +3,7 @@
 
 use crate::client::{ConnId, Phase};
 use crate::core::{now_ms, Core};
-use crate::pipeline::{Origin, Proposal};
+use crate::pipeline::Origin;
 use crate::session::{password, PASSWORD_LEN};
 use ek_jute::{ConnectRequest, ConnectResponse};
 use ek_types::{SessionId, Txn, TxnBody};
@@ -42,7 +42,10 @@ impl Core {
     }
 
     fn create_session(&mut self, conn: ConnId, timeout_ms: i32) {
-        let zxid = match self.pipeline.next_zxid() {
+        if !self.repl.is_leader() {
+            return self.forward_create_session(conn, timeout_ms);
+        }
+        let zxid = match self.next_zxid() {
             Ok(zxid) => zxid,
             Err(err) => {
                 tracing::warn!(%err, "cannot create a session");
@@ -69,9 +72,26 @@ impl Core {
     }
 
     fn resume_session(&mut self, conn: ConnId, session: SessionId, passwd: &[u8], timeout_ms: i32) {
-        let valid = passwd == password(session).as_slice()
-            && self.tree.session_timeout(session).is_some()
-            && self.tracker.is_live(session);
+        if passwd != password(session).as_slice() {
+            tracing::info!(%session, "a client tried to resume a session with a wrong password");
+            self.send_connect_response(conn, SessionId::NONE, 0);
+            self.close_conn(conn);
+            return;
+        }
+        let known = self.tree.session_timeout(session).is_some() && self.tracker.is_live(session);
+        if !known && !self.repl.is_leader() && self.resume_after_sync(conn, session, timeout_ms) {
+            // The session may have been created through another node moments ago.
+            return;
+        }
+        self.finish_resume(conn, session, timeout_ms);
+    }
+
+    /// Accepts a resumed session if it is live, else tells the client it expired.
+    pub(crate) fn finish_resume(&mut self, conn: ConnId, session: SessionId, timeout_ms: i32) {
+        if !self.conns.contains_key(&conn) {
+            return;
+        }
+        let valid = self.tree.session_timeout(session).is_some() && self.tracker.is_live(session);
         if !valid {
             tracing::info!(%session, "a client tried to resume an expired or unknown session");
             self.send_connect_response(conn, SessionId::NONE, 0);
@@ -90,6 +110,7 @@ impl Core {
         // The session now lives by the timeout negotiated on this connection, as the
         // ConnectResponse tells the client.
         self.tracker.track(session, timeout_ms, Instant::now());
+        self.touched.insert(session);
         let in_flight = self.pipeline.last_proposed();
         let applied = self.tree.last_zxid();
         if let Some(client) = self.conns.get_mut(&conn) {
@@ -152,35 +173,5 @@ impl Core {
         for (request, received) in early {
             self.request(conn, request, received);
         }
-    }
-
-    /// Appends a txn to the log and remembers who waits for it. False if the log refused
-    /// it; the caller then answers the client with an error.
-    pub(crate) fn propose(&mut self, txn: Txn, origin: Origin) -> bool {
-        let bytes = match postcard::to_allocvec(&txn) {
-            Ok(bytes) => bytes,
-            Err(err) => {
-                tracing::error!(%err, zxid = %txn.zxid, "cannot encode a txn");
-                return false;
-            }
-        };
-        let encoded_len = bytes.len();
-        if let Err(err) = self.log.append(txn.zxid, bytes) {
-            match err {
-                ek_log::LogError::Io { .. } | ek_log::LogError::WriterStopped { .. } => {
-                    self.log_failed(&err.to_string());
-                }
-                // Refused for this txn alone (too large, out of order): its requester
-                // gets an error and the log keeps working.
-                _ => tracing::warn!(%err, zxid = %txn.zxid, "the txn log refused a txn"),
-            }
-            return false;
-        }
-        self.pipeline.push(Proposal {
-            txn,
-            origin,
-            size: encoded_len,
-        });
-        true
     }
 }

@@ -11,10 +11,12 @@ mod commit;
 mod config;
 mod conn;
 mod core;
+mod forward;
 mod fourlw;
 mod handshake;
 mod pipeline;
 mod reads;
+mod replication;
 mod replies;
 mod requests;
 mod session;
@@ -50,6 +52,9 @@ pub enum ServerError {
         /// What went wrong.
         source: ek_log::LogError,
     },
+    /// The ensemble configuration or the peer transport is unusable.
+    #[error("ensemble: {0}")]
+    Ensemble(String),
     /// The recovered state does not make a valid tree.
     #[error("data dir {dir}: {reason}")]
     Recovery {
@@ -67,10 +72,38 @@ pub async fn run(
 ) -> Result<(), ServerError> {
     let started = Instant::now();
     let metrics = Arc::new(ek_admin::Metrics::new());
-    metrics.set_server_state(ek_admin::ServerState::Standalone);
+    metrics.set_server_state(ek_admin::ServerState::Looking);
     let admin = Arc::new(ek_admin::AdminState::new(metrics.clone()));
     let (core_tx, core_rx) = mpsc::unbounded_channel();
     let recovered = storage::recover(&config, core_tx.clone(), metrics.clone())?;
+    let storage::Recovered {
+        tree,
+        txns,
+        epochs,
+        log,
+        snapshots,
+    } = recovered;
+    // Each start of a node draws different election jitter and session nonces.
+    let seed =
+        config.node_id ^ (core::now_ms() as u64).rotate_left(17) ^ u64::from(std::process::id());
+    let zab_config = replication::zab_config(&config, seed);
+    let persisted = replication::persisted_state(epochs.0, epochs.1, tree.last_zxid(), txns);
+    let peer =
+        ek_zab::Peer::new(zab_config.clone(), persisted, ek_zab::Time::ZERO).map_err(|err| {
+            ServerError::Recovery {
+                dir: config.data_dir.clone(),
+                reason: err.to_string(),
+            }
+        })?;
+    let transport = replication::start_transport(&config, core_tx.clone())?;
+    let repl = replication::Replication::new(
+        peer,
+        &zab_config,
+        transport.clone(),
+        config.ensemble.is_some(),
+        started,
+        &tree,
+    );
     let client_listener = bind(config.client_addr).await?;
     let admin_listener = bind(config.admin_addr).await?;
     let (admin_stop_tx, admin_stop_rx) = oneshot::channel::<()>();
@@ -80,7 +113,10 @@ pub async fn run(
     let (throttle_tx, throttle_rx) = watch::channel(false);
     let core = Core::new(
         config.clone(),
-        recovered,
+        tree,
+        log,
+        snapshots,
+        repl,
         metrics.clone(),
         admin.clone(),
         core_tx.clone(),
@@ -89,7 +125,6 @@ pub async fn run(
     );
     let (core_stop_tx, core_stop_rx) = oneshot::channel();
     let core_task = tokio::spawn(core.run(core_rx, core_stop_rx));
-    admin.set_ready(true);
     tracing::info!(
         client = %config.client_addr,
         admin = %config.admin_addr,
@@ -110,6 +145,11 @@ pub async fn run(
     admin.set_ready(false);
     let _ = core_stop_tx.send(());
     let _ = tokio::time::timeout(Duration::from_secs(10), core_task).await;
+    if let Some(transport) = transport {
+        if let Ok(transport) = Arc::try_unwrap(transport) {
+            transport.close().await;
+        }
+    }
     let _ = admin_stop_tx.send(());
     let _ = tokio::time::timeout(Duration::from_secs(5), admin_task).await;
     Ok(())

@@ -1,6 +1,7 @@
-//! Proposals between "appended to the log" and "applied to the tree". With a quorum of one
-//! a proposal commits when the local log reports it durable; ZAB will replace that rule
-//! with a quorum of acks, keeping the rest of the path.
+//! This leader's proposals between "handed to ZAB" and "applied to the tree", with who
+//! waits for each. ZAB delivers committed txns in zxid order, so the pipeline's front is
+//! the next to commit; txns ZAB delivers that are not here (a learner's, or an earlier
+//! leader's) carry no local waiter.
 
 use crate::client::ConnId;
 use ek_types::{Txn, Zxid};
@@ -17,6 +18,10 @@ pub(crate) enum Origin {
     Close(ConnId),
     /// The tracker expired the session.
     Expiry,
+    /// Leader: a learner's request; the learner answers its client.
+    Remote,
+    /// A txn this node did not propose: matched to a local client by session and xid.
+    Replicated,
     /// The reaper removes an empty container or an expired TTL node.
     Reaper,
 }
@@ -34,9 +39,9 @@ pub(crate) enum ProposeError {
     /// The log failed earlier; nothing more is acknowledged.
     #[error("the txn log has failed")]
     LogFailed,
-    /// The epoch's counter is exhausted.
-    #[error("zxid counter exhausted in this epoch")]
-    ZxidExhausted,
+    /// ZAB cannot propose (not the leader, not established, counter exhausted).
+    #[error(transparent)]
+    Zab(ek_zab::ProposeError),
 }
 
 /// The ordered proposals not yet applied.
@@ -49,7 +54,7 @@ pub(crate) struct Pipeline {
 }
 
 impl Pipeline {
-    /// Starts proposing after `last`: the first zxid handed out is `last.next()`.
+    /// Empty, with `last` as the last proposed zxid.
     pub(crate) fn new(last: Zxid) -> Pipeline {
         Pipeline {
             proposals: VecDeque::new(),
@@ -59,16 +64,7 @@ impl Pipeline {
         }
     }
 
-    /// The zxid the next proposal will get.
-    pub(crate) fn next_zxid(&self) -> Result<Zxid, ProposeError> {
-        if self.failed {
-            return Err(ProposeError::LogFailed);
-        }
-        self.last_proposed.next().ok_or(ProposeError::ZxidExhausted)
-    }
-
-    /// Records a proposal whose txn has the zxid from `next_zxid` and encodes to `size`
-    /// bytes.
+    /// Records a proposal ZAB accepted with its txn's zxid, encoding to `size` bytes.
     pub(crate) fn push(&mut self, proposal: Proposal) {
         self.last_proposed = proposal.txn.zxid;
         self.bytes += proposal.size;
@@ -90,6 +86,22 @@ impl Pipeline {
         let taken: Vec<Proposal> = self.proposals.drain(..count).collect();
         self.bytes -= taken.iter().map(|proposal| proposal.size).sum::<usize>();
         taken
+    }
+
+    /// Takes the proposal of `zxid` if it is at the front, dropping any older ones (they
+    /// can no longer commit under this leader's watch).
+    pub(crate) fn take_front(&mut self, zxid: Zxid) -> Option<Proposal> {
+        while let Some(front) = self.proposals.front() {
+            if front.txn.zxid > zxid {
+                return None;
+            }
+            let proposal = self.proposals.pop_front()?;
+            self.bytes -= proposal.size;
+            if proposal.txn.zxid == zxid {
+                return Some(proposal);
+            }
+        }
+        None
     }
 
     pub(crate) fn len(&self) -> usize {

@@ -29,8 +29,9 @@ pub(crate) enum Entry {
     },
     /// A write waiting for its txn to commit.
     Waiting {
-        /// The txn's zxid.
-        zxid: Zxid,
+        /// The txn's zxid; `None` for a write forwarded to the leader, whose zxid this node
+        /// learns only when the txn (carrying the session and xid) commits.
+        zxid: Option<Zxid>,
         /// The request's xid.
         xid: i32,
         /// When the request arrived, for latency metrics.
@@ -39,6 +40,14 @@ pub(crate) enum Entry {
         op: &'static str,
         /// The opcode of each op of the request: a create's reply record depends on it.
         opcodes: Vec<OpCode>,
+    },
+    /// A `sync` waiting for ZAB to report that everything the leader had proposed when it
+    /// saw the sync is applied here.
+    Syncing {
+        /// The ZAB sync id.
+        id: u64,
+        /// The reply frame.
+        frame: Vec<u8>,
     },
     /// A read that must run after the writes before it are applied.
     Deferred {
@@ -49,6 +58,30 @@ pub(crate) enum Entry {
         /// When the request arrived.
         started: Instant,
     },
+}
+
+/// How a `Waiting` entry is found when its txn commits.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum WaitKey {
+    /// A write this node proposed, by zxid.
+    Zxid(Zxid),
+    /// A write forwarded to the leader, by the request's xid.
+    Forwarded(i32),
+}
+
+impl WaitKey {
+    fn matches(self, entry: &Entry) -> bool {
+        match (self, entry) {
+            (WaitKey::Zxid(zxid), Entry::Waiting { zxid: Some(z), .. }) => *z == zxid,
+            (
+                WaitKey::Forwarded(xid),
+                Entry::Waiting {
+                    zxid: None, xid: x, ..
+                },
+            ) => *x == xid,
+            _ => false,
+        }
+    }
 }
 
 /// FIFO of a connection's unanswered requests.
@@ -75,14 +108,11 @@ impl ReplyQueue {
     /// op name of the request, or `None` if no entry waits for that zxid.
     pub(crate) fn complete(
         &mut self,
-        zxid: Zxid,
+        key: WaitKey,
         frame: Vec<u8>,
         close_after: bool,
     ) -> Option<(i32, Instant, &'static str)> {
-        let slot = self
-            .entries
-            .iter_mut()
-            .find(|entry| matches!(entry, Entry::Waiting { zxid: z, .. } if *z == zxid))?;
+        let slot = self.entries.iter_mut().find(|entry| key.matches(entry))?;
         let (xid, started, op) = match slot {
             Entry::Waiting {
                 xid, started, op, ..
@@ -93,23 +123,38 @@ impl ReplyQueue {
         Some((xid, started, op))
     }
 
-    /// The xid and op opcodes of the request waiting for `zxid`.
-    pub(crate) fn waiting(&self, zxid: Zxid) -> Option<(i32, &[OpCode])> {
+    /// The xid and op opcodes of the request waiting under `key`.
+    pub(crate) fn waiting(&self, key: WaitKey) -> Option<(i32, &[OpCode])> {
         self.entries.iter().find_map(|entry| match entry {
-            Entry::Waiting {
-                zxid: z,
-                xid,
-                opcodes,
-                ..
-            } if *z == zxid => Some((*xid, opcodes.as_slice())),
+            Entry::Waiting { xid, opcodes, .. } if key.matches(entry) => {
+                Some((*xid, opcodes.as_slice()))
+            }
             _ => None,
         })
+    }
+
+    /// Releases the `sync` with ZAB sync id `id`; false if no entry has it.
+    pub(crate) fn sync_done(&mut self, id: u64) -> bool {
+        for entry in self.entries.iter_mut() {
+            if let Entry::Syncing { id: i, frame } = entry {
+                if *i == id {
+                    let frame = std::mem::take(frame);
+                    *entry = Entry::Ready {
+                        frame,
+                        close_after: false,
+                    };
+                    return true;
+                }
+            }
+        }
+        false
     }
 
     /// Takes the entry at the head if it can go out now that the tree has applied
     /// `applied`: a ready reply, a held reply whose zxid is applied, or a deferred read
     /// (which the caller runs now that everything before it is done).
     pub(crate) fn pop_ready(&mut self, applied: Zxid) -> Option<Entry> {
+        // `Syncing` and `Waiting` entries block the queue until they are completed.
         match self.entries.front() {
             Some(Entry::Ready { .. }) | Some(Entry::Deferred { .. }) => self.entries.pop_front(),
             Some(Entry::Held { until, .. }) if *until <= applied => self.entries.pop_front(),
@@ -154,7 +199,7 @@ mod tests {
         let mut queue = ReplyQueue::default();
         let started = Instant::now();
         queue.push(Entry::Waiting {
-            zxid: Zxid(5),
+            zxid: Some(Zxid(5)),
             xid: 1,
             started,
             op: "create",
@@ -163,8 +208,13 @@ mod tests {
         queue.push(ready(2));
         // The write at the head blocks the reply behind it.
         assert!(queue.pop_ready(Zxid(100)).is_none());
-        assert_eq!(queue.waiting(Zxid(5)).map(|(xid, _)| xid), Some(1));
-        assert!(queue.complete(Zxid(5), vec![1; 20], false).is_some());
+        assert_eq!(
+            queue.waiting(WaitKey::Zxid(Zxid(5))).map(|(xid, _)| xid),
+            Some(1)
+        );
+        assert!(queue
+            .complete(WaitKey::Zxid(Zxid(5)), vec![1; 20], false)
+            .is_some());
         assert!(
             matches!(queue.pop_ready(Zxid(5)), Some(Entry::Ready { frame, .. }) if frame[0] == 1)
         );
@@ -193,7 +243,9 @@ mod tests {
     fn completing_an_unknown_zxid_changes_nothing() {
         let mut queue = ReplyQueue::default();
         queue.push(ready(1));
-        assert!(queue.complete(Zxid(9), vec![], false).is_none());
+        assert!(queue
+            .complete(WaitKey::Zxid(Zxid(9)), vec![], false)
+            .is_none());
         assert_eq!(queue.len(), 1);
     }
 

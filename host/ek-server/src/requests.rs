@@ -83,10 +83,9 @@ impl Core {
                 self.reply_now_at(conn, xid, Zxid::ZERO, ErrorCode::Ok, &response);
             }
             Request::Sync { path } => {
-                // sync completes once everything proposed before it (by any session) is
-                // applied here, so "sync then read" is linearizable.
-                let response = Response::Sync { path: &path };
-                self.reply_held(conn, xid, ErrorCode::Ok, &response);
+                // sync completes once everything the leader had proposed when it saw the
+                // sync is applied here, so "sync then read" is linearizable on any node.
+                self.client_sync(conn, xid, &path);
             }
             read => self.read_in_order(conn, xid, read, received),
         }
@@ -169,7 +168,7 @@ impl Core {
                     request,
                     started,
                 } => (self.execute_read(conn, xid, &request, started), false),
-                Entry::Waiting { .. } => {
+                Entry::Waiting { .. } | Entry::Syncing { .. } => {
                     tracing::error!("reply queue yielded a waiting entry");
                     return;
                 }
@@ -252,7 +251,10 @@ impl Core {
         if !self.tracker.is_live(session) {
             return self.reply_in_order(conn, xid, ErrorCode::SessionExpired, &Response::Empty);
         }
-        let zxid = match self.pipeline.next_zxid() {
+        if !self.repl.is_leader() {
+            return self.forward_write(conn, session, xid, received, op_name, kind);
+        }
+        let zxid = match self.next_zxid() {
             Ok(zxid) => zxid,
             Err(err) => {
                 tracing::warn!(%err, "refusing a write");
@@ -308,7 +310,7 @@ impl Core {
         };
         if let Some(client) = self.conns.get_mut(&conn) {
             client.replies.push(Entry::Waiting {
-                zxid,
+                zxid: Some(zxid),
                 xid,
                 started: received,
                 op: op_name,
@@ -327,7 +329,10 @@ impl Core {
             ek_jute::encode_reply(&mut frame, xid, zxid, ErrorCode::Ok, &Response::Empty);
             return self.push_ready(conn, frame, true);
         }
-        let Some(zxid) = self.propose_close_session(session, Origin::Close(conn)) else {
+        if !self.repl.is_leader() {
+            return self.forward_close(conn, session, xid, received);
+        }
+        let Some(zxid) = self.propose_close_session(session, xid, Origin::Close(conn)) else {
             let mut frame = Vec::new();
             let last = self.tree.last_zxid();
             ek_jute::encode_reply(
@@ -341,7 +346,7 @@ impl Core {
         };
         if let Some(client) = self.conns.get_mut(&conn) {
             client.replies.push(Entry::Waiting {
-                zxid,
+                zxid: Some(zxid),
                 xid,
                 started: received,
                 op: OpCode::CloseSession.name(),
@@ -357,11 +362,12 @@ impl Core {
     pub(crate) fn propose_close_session(
         &mut self,
         session: SessionId,
+        xid: i32,
         origin: Origin,
     ) -> Option<ek_types::Zxid> {
+        let first = self.next_zxid().ok()?;
         self.tracker.set_closing(session);
         let chunks = chunk_paths(self.prep.closing_paths(&self.tree, session));
-        let first = self.pipeline.next_zxid().ok()?;
         let last = (1..chunks.len()).try_fold(first, |zxid, _| zxid.next())?;
         let time_ms = now_ms();
         let ctx = PrepContext {
@@ -378,7 +384,7 @@ impl Core {
             let txn = Txn {
                 zxid,
                 session_id: session,
-                cxid: 0,
+                cxid: if is_last { xid } else { 0 },
                 time_ms,
                 body: TxnBody::CloseSession { paths_to_delete },
                 digest: None,
@@ -406,7 +412,7 @@ impl Core {
         if let Some(client) = self.conns.get_mut(&conn) {
             if client
                 .replies
-                .complete(zxid, frame.clone(), false)
+                .complete(crate::replies::WaitKey::Zxid(zxid), frame.clone(), false)
                 .is_none()
             {
                 client.replies.push(Entry::Ready {
@@ -420,9 +426,12 @@ impl Core {
 
     /// Leader-side reaping of empty containers and expired TTL nodes, through txns.
     pub(crate) fn reap(&mut self) {
+        if !self.repl.is_leader() {
+            return;
+        }
         let now = now_ms();
         for path in self.tree.reap_candidates(now) {
-            let Ok(zxid) = self.pipeline.next_zxid() else {
+            let Ok(zxid) = self.next_zxid() else {
                 return;
             };
             let ctx = PrepContext {
@@ -469,7 +478,7 @@ fn chunk_paths(paths: std::collections::BTreeSet<String>) -> Vec<Vec<String>> {
     chunks
 }
 
-enum WriteKind {
+pub(crate) enum WriteKind {
     Single(WriteOp),
     Multi(Vec<WriteOp>),
 }

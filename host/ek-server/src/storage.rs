@@ -1,5 +1,6 @@
-//! The data dir: recovery at start (newest valid snapshot + log replay), the group-commit
-//! writer's hooks, and snapshots written off the core task while writes go on.
+//! The data dir: recovery at start (newest valid snapshot; the logged txns after it go to
+//! ZAB, which re-delivers them once it knows them committed), the group-commit writer's
+//! hooks, and snapshots written off the core task while writes go on.
 
 use crate::core::{Core, CoreMsg};
 use crate::{Config, ServerError};
@@ -14,14 +15,19 @@ use tokio::sync::mpsc;
 
 /// What recovery hands the core.
 pub(crate) struct Recovered {
+    /// The tree of the newest valid snapshot (empty without one).
     pub(crate) tree: DataTree,
+    /// Every logged txn after the snapshot, in order; committed or not, ZAB decides.
+    pub(crate) txns: Vec<(Zxid, Vec<u8>)>,
+    /// Durable `acceptedEpoch` and `currentEpoch`.
+    pub(crate) epochs: (u32, u32),
     pub(crate) log: LogWriter,
     pub(crate) snapshots: Snapshots,
 }
 
 /// Snapshot scheduling state.
 pub(crate) struct Snapshots {
-    log: Arc<Log>,
+    pub(crate) log: Arc<Log>,
     pub(crate) txns_since: u64,
     in_progress: bool,
 }
@@ -55,7 +61,7 @@ pub(crate) fn recover(
         dir: dir.clone(),
         reason,
     };
-    let mut tree = match &recovered.snapshot {
+    let tree = match &recovered.snapshot {
         Some(snapshot) => {
             DataTree::read_snapshot(&mut snapshot.data.as_slice()).map_err(|err| {
                 recovery_error(format!("snapshot {}: {err}", snapshot.path.display()))
@@ -63,8 +69,10 @@ pub(crate) fn recover(
         }
         None => DataTree::new(),
     };
-    let replayed = recovered.txns.len();
-    for (zxid, bytes) in &recovered.txns {
+    let txns = recovered.txns;
+    // Every logged txn must decode: a record that passed its checksum but does not decode
+    // is corruption, reported now rather than when it commits.
+    for (zxid, bytes) in &txns {
         let txn: Txn = postcard::from_bytes(bytes).map_err(|err| {
             recovery_error(format!("txn {zxid} in the log does not decode: {err}"))
         })?;
@@ -74,16 +82,19 @@ pub(crate) fn recover(
                 txn.zxid
             )));
         }
-        tree.apply(&txn)
-            .map_err(|err| recovery_error(format!("txn {zxid} does not apply: {err}")))?;
     }
+    let epochs =
+        crate::replication::read_epochs(&log, recovered.last_zxid).map_err(recovery_error)?;
     tracing::info!(
-        last_zxid = %tree.last_zxid(),
-        replayed,
+        snapshot_zxid = %tree.last_zxid(),
+        logged = txns.len(),
+        last_logged = %recovered.last_zxid,
+        accepted_epoch = epochs.0,
+        current_epoch = epochs.1,
         znodes = tree.node_count(),
-        sessions = tree.sessions().count(),
-        "recovered the data tree"
+        "recovered the data dir"
     );
+    let logged = txns.len();
     let durable_tx = core_tx.clone();
     let hooks = WriterHooks::new(move |zxid| {
         let _ = durable_tx.send(CoreMsg::Durable(zxid));
@@ -95,10 +106,12 @@ pub(crate) fn recover(
     let writer = log.start_writer(hooks).map_err(storage_error)?;
     Ok(Recovered {
         tree,
+        txns,
+        epochs,
         log: writer,
         snapshots: Snapshots {
             log: Arc::new(log),
-            txns_since: replayed as u64,
+            txns_since: logged as u64,
             in_progress: false,
         },
     })

@@ -129,6 +129,7 @@ impl DataTree {
                     step.applied.results.push(result);
                 }
             }
+            TxnBody::Error { .. } => {}
             op => {
                 let result = self.apply_op(op, step)?;
                 step.applied.results.push(result);
@@ -178,9 +179,10 @@ impl DataTree {
                 Ok(OpResult::SetAcl { stat })
             }
             TxnBody::Check { path } => existing_key(self, path).map(|_| OpResult::Check),
-            TxnBody::CreateSession { .. } | TxnBody::CloseSession { .. } | TxnBody::Multi(_) => {
-                Err(ApplyError::BadMultiOp)
-            }
+            TxnBody::CreateSession { .. }
+            | TxnBody::CloseSession { .. }
+            | TxnBody::Multi(_)
+            | TxnBody::Error { .. } => Err(ApplyError::BadMultiOp),
         }
     }
 

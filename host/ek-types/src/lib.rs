@@ -23,4 +23,4 @@ pub use ids::{SessionId, Zxid};
 pub use mode::{CreateMode, EphemeralKind, CONTAINER_OWNER, TTL_MAX_MS};
 pub use ops::{OpCode, OpResult, WriteOp};
 pub use stat::Stat;
-pub use txn::{Txn, TxnBody};
+pub use txn::{TreeDigest, Txn, TxnBody};

@@ -1,4 +1,4 @@
-use crate::{Acl, SessionId, Zxid};
+use crate::{Acl, ErrorCode, OpResult, SessionId, Zxid};
 use serde::{Deserialize, Serialize};
 
 /// A transaction: one committed change, with everything needed to apply it
@@ -17,8 +17,19 @@ pub struct Txn {
     pub time_ms: i64,
     /// What changes.
     pub body: TxnBody,
-    /// Digest of the whole tree after applying this txn, when the leader computed it.
-    pub digest: Option<u64>,
+    /// The leader's tree digest after it applied an earlier txn, stamped when it made this
+    /// one. A replica that applied the same txn compares its own digest at that zxid and
+    /// stops serving on a mismatch, rather than serve divergent data.
+    pub digest: Option<TreeDigest>,
+}
+
+/// The digest of a whole data tree right after applying the txn `zxid`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TreeDigest {
+    /// The last txn the tree had applied.
+    pub zxid: Zxid,
+    /// `DataTree::digest()` at that point.
+    pub value: u64,
 }
 
 /// What a txn changes.
@@ -75,4 +86,13 @@ pub enum TxnBody {
     },
     /// Several ops applied atomically under one zxid.
     Multi(Vec<TxnBody>),
+    /// A request the leader refused: it changes nothing, but it takes its place in the
+    /// total order so that the server that forwarded the request answers it in order.
+    Error {
+        /// The error of a single-op request (`Ok` for a failed multi, whose per-op errors
+        /// are in `results`).
+        code: ErrorCode,
+        /// A failed multi's results in ZooKeeper's layout; empty for a single op.
+        results: Vec<OpResult>,
+    },
 }

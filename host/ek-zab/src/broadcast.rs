@@ -12,6 +12,21 @@ use std::collections::BTreeSet;
 impl Peer {
     // ---- leader ----
 
+    pub(crate) fn leader_next_zxid(&self) -> Result<Zxid, ProposeError> {
+        let Some(leader) = self.leader_ref() else {
+            return Err(ProposeError::NotLeader {
+                leader: self.leader(),
+            });
+        };
+        if leader.phase != LeaderPhase::Broadcast {
+            return Err(ProposeError::NotReady);
+        }
+        leader
+            .last_proposed
+            .next()
+            .ok_or(ProposeError::CounterExhausted)
+    }
+
     pub(crate) fn leader_propose(&mut self, data: Vec<u8>) -> Result<Zxid, ProposeError> {
         let leader_hint = self.leader();
         let now = self.now;

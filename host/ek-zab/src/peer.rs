@@ -236,6 +236,12 @@ impl Peer {
         result
     }
 
+    /// Leader only: the zxid the next [`propose`](Peer::propose) will assign, so the caller
+    /// can bind txn content to it before proposing (nothing changes).
+    pub fn next_zxid(&self) -> Result<Zxid, ProposeError> {
+        self.leader_next_zxid()
+    }
+
     /// Learner only: send an opaque request (a client write, session touches) to the leader;
     /// it appears there as [`Event::Request`].
     pub fn forward(&mut self, payload: Vec<u8>) -> Result<(), RequestError> {

@@ -2,7 +2,7 @@
 
 use super::*;
 use crate::expo;
-use crate::metrics::Gauges;
+use crate::metrics::{Gauges, ZabGauges};
 use std::net::SocketAddr;
 use std::sync::atomic::AtomicU64;
 use std::time::Instant;
@@ -162,6 +162,10 @@ async fn readyz_needs_ready_and_healthy() {
 async fn metrics_refreshes_then_renders_the_exposition_format() {
     let metrics = Arc::new(Metrics::new());
     metrics.observe_request("getData", Duration::from_micros(70));
+    metrics.set_zab(&ZabGauges {
+        leader_id: 3,
+        ..ZabGauges::default()
+    });
     let refreshes = Arc::new(AtomicU64::new(0));
     let state = AdminState::new(Arc::clone(&metrics)).with_refresh({
         let metrics = Arc::clone(&metrics);
@@ -191,6 +195,11 @@ async fn metrics_refreshes_then_renders_the_exposition_format() {
         assert!(families
             .iter()
             .any(|f| f.name == "request_latency_seconds" && !f.samples.is_empty()));
+        let leader = families
+            .iter()
+            .find(|f| f.name == "zab_leader_id")
+            .expect("zab_leader_id");
+        assert_eq!(leader.samples[0].value, 3.0);
     }
     assert_eq!(refreshes.load(Relaxed), 2);
     server.stop().await;

@@ -56,6 +56,19 @@ fn every_family_is_declared_with_help_and_type() {
         ("snapshot_duration_seconds", "histogram"),
         ("server_info", "gauge"),
         ("server_state", "gauge"),
+        ("zab_epoch", "gauge"),
+        ("zab_accepted_epoch", "gauge"),
+        ("zab_last_zxid", "gauge"),
+        ("zab_last_committed_zxid", "gauge"),
+        ("zab_quorum_size", "gauge"),
+        ("zab_voters", "gauge"),
+        ("zab_observers", "gauge"),
+        ("zab_synced_learners", "gauge"),
+        ("zab_leader_id", "gauge"),
+        ("zab_syncs_total", "counter"),
+        ("zab_digest_mismatches_total", "counter"),
+        ("zab_proposal_latency_seconds", "histogram"),
+        ("zab_commit_latency_seconds", "histogram"),
     ];
     let names: Vec<(&str, &str)> = families
         .iter()
@@ -293,6 +306,158 @@ fn server_state_marks_exactly_one_role() {
     let info = &family(&families, "server_info").samples[0];
     assert_eq!(info.label("version"), Some(env!("CARGO_PKG_VERSION")));
     assert_eq!(info.value, 1.0);
+}
+
+#[test]
+fn zab_gauges_round_trip_and_render_exactly() {
+    let metrics = Metrics::new();
+    assert_eq!(metrics.zab(), ZabGauges::default());
+    let zab = ZabGauges {
+        epoch: 7,
+        accepted_epoch: 8,
+        // Above 2^53: must not go through f64.
+        last_zxid: (7 << 32) | 0x1_2345 | (1 << 60),
+        last_committed: (7 << 32) | 0x1_2340 | (1 << 60),
+        quorum_size: 3,
+        voters: 5,
+        observers: 2,
+        synced_learners: 4,
+        leader_id: 9,
+    };
+    metrics.set_zab(&zab);
+    assert_eq!(metrics.zab(), zab);
+    let text = metrics.render();
+    let lines: Vec<&str> = text
+        .lines()
+        .filter(|line| line.starts_with("zab_") && !line.contains("_seconds"))
+        .collect();
+    expect![[r#"
+        zab_epoch 7
+        zab_accepted_epoch 8
+        zab_last_zxid 1152921534671692613
+        zab_last_committed_zxid 1152921534671692608
+        zab_quorum_size 3
+        zab_voters 5
+        zab_observers 2
+        zab_synced_learners 4
+        zab_leader_id 9
+        zab_syncs_total{kind="diff"} 0
+        zab_syncs_total{kind="trunc"} 0
+        zab_syncs_total{kind="snap"} 0
+        zab_digest_mismatches_total 0"#]]
+    .assert_eq(&lines.join("\n"));
+    assert!(text.contains(&format!("\nzab_last_zxid {}\n", zab.last_zxid)));
+
+    // A node that lost its leader reports 0, and the old values are gone.
+    metrics.set_zab(&ZabGauges {
+        leader_id: 0,
+        synced_learners: 0,
+        ..zab
+    });
+    let families = parsed(&metrics);
+    assert_eq!(only_value(&families, "zab_leader_id"), 0.0);
+    assert_eq!(only_value(&families, "zab_synced_learners"), 0.0);
+    assert_eq!(only_value(&families, "zab_voters"), 5.0);
+}
+
+#[test]
+fn learner_syncs_are_counted_by_kind() {
+    let metrics = Metrics::new();
+    for kind in [
+        SyncKind::Diff,
+        SyncKind::Diff,
+        SyncKind::Snap,
+        SyncKind::Diff,
+    ] {
+        metrics.inc_learner_sync(kind);
+    }
+    let counts = SyncKind::ALL.map(|kind| metrics.learner_syncs(kind));
+    assert_eq!(counts, [3, 0, 1]);
+    // `srst` clears only the four-letter view, and syncs are not part of it.
+    metrics.reset();
+    assert_eq!(metrics.learner_syncs(SyncKind::Diff), 3);
+    let families = parsed(&metrics);
+    let syncs = family(&families, "zab_syncs_total");
+    assert_eq!(syncs.samples.len(), SyncKind::ALL.len());
+    let by_kind: Vec<(&str, f64)> = syncs
+        .samples
+        .iter()
+        .map(|s| (s.label("kind").unwrap_or_default(), s.value))
+        .collect();
+    assert_eq!(by_kind, [("diff", 3.0), ("trunc", 0.0), ("snap", 1.0)]);
+}
+
+#[test]
+fn digest_mismatches_are_counted() {
+    let metrics = Metrics::new();
+    assert_eq!(metrics.digest_mismatches(), 0);
+    metrics.inc_digest_mismatch();
+    metrics.inc_digest_mismatch();
+    assert_eq!(metrics.digest_mismatches(), 2);
+    let families = parsed(&metrics);
+    assert_eq!(only_value(&families, "zab_digest_mismatches_total"), 2.0);
+}
+
+#[test]
+fn proposal_and_commit_latency_histograms() {
+    let metrics = Metrics::new();
+    metrics.observe_proposal(Duration::from_micros(400));
+    metrics.observe_proposal(Duration::from_millis(3));
+    metrics.observe_commit(Duration::from_micros(100));
+    let text = metrics.render();
+    let lines: Vec<&str> = text
+        .lines()
+        .filter(|line| line.contains("zab_proposal_latency_seconds"))
+        .collect();
+    expect![[r##"
+        # HELP zab_proposal_latency_seconds On the leader, time from proposing a transaction to committing it.
+        # TYPE zab_proposal_latency_seconds histogram
+        zab_proposal_latency_seconds_bucket{le="0.00005"} 0
+        zab_proposal_latency_seconds_bucket{le="0.0001"} 0
+        zab_proposal_latency_seconds_bucket{le="0.00025"} 0
+        zab_proposal_latency_seconds_bucket{le="0.0005"} 1
+        zab_proposal_latency_seconds_bucket{le="0.001"} 1
+        zab_proposal_latency_seconds_bucket{le="0.0025"} 1
+        zab_proposal_latency_seconds_bucket{le="0.005"} 2
+        zab_proposal_latency_seconds_bucket{le="0.01"} 2
+        zab_proposal_latency_seconds_bucket{le="0.025"} 2
+        zab_proposal_latency_seconds_bucket{le="0.05"} 2
+        zab_proposal_latency_seconds_bucket{le="0.1"} 2
+        zab_proposal_latency_seconds_bucket{le="0.25"} 2
+        zab_proposal_latency_seconds_bucket{le="0.5"} 2
+        zab_proposal_latency_seconds_bucket{le="1"} 2
+        zab_proposal_latency_seconds_bucket{le="2.5"} 2
+        zab_proposal_latency_seconds_bucket{le="5"} 2
+        zab_proposal_latency_seconds_bucket{le="10"} 2
+        zab_proposal_latency_seconds_bucket{le="+Inf"} 2
+        zab_proposal_latency_seconds_sum 0.0034
+        zab_proposal_latency_seconds_count 2"##]]
+    .assert_eq(&lines.join("\n"));
+
+    let families = parsed(&metrics);
+    let commit = family(&families, "zab_commit_latency_seconds");
+    let name = "zab_commit_latency_seconds";
+    let bucket = |le| sample(commit, &format!("{name}_bucket"), &[("le", le)]).value;
+    assert_eq!(bucket("0.00005"), 0.0);
+    assert_eq!(bucket("0.0001"), 1.0);
+    assert_eq!(bucket("+Inf"), 1.0);
+    assert_eq!(sample(commit, &format!("{name}_count"), &[]).value, 1.0);
+    assert_eq!(sample(commit, &format!("{name}_sum"), &[]).value, 0.0001);
+
+    // The summaries for `mntr` survive `srst`, like the histograms.
+    metrics.reset();
+    let proposal = metrics.proposal_latency_summary();
+    assert_eq!(
+        (
+            proposal.count,
+            proposal.min_ms,
+            proposal.avg_ms,
+            proposal.max_ms
+        ),
+        (2, 0.4, 1.7, 3.0)
+    );
+    let commit = metrics.commit_latency_summary();
+    assert_eq!((commit.count, commit.max_ms), (1, 0.1));
 }
 
 #[test]
