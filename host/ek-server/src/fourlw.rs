@@ -189,7 +189,7 @@ fn zab_state(core: &Core) -> String {
 fn conf(core: &Core) -> String {
     let config = &core.config;
     let data_dir = config.data_dir.display();
-    format!(
+    let mut out = format!(
         "clientPort={}\nsecureClientPort=-1\ndataDir={data_dir}/snapshot\ndataLogDir={data_dir}/log\n\
          tickTime={}\nmaxClientCnxns={}\nminSessionTimeout={}\nmaxSessionTimeout={}\n\
          clientPortListenBacklog=-1\nserverId={}\n",
@@ -199,7 +199,31 @@ fn conf(core: &Core) -> String {
         config.min_session_timeout_ms,
         config.max_session_timeout_ms,
         config.node_id,
-    )
+    );
+    if let Some(ensemble) = &config.ensemble {
+        // ZooKeeper's `server.N=host:quorumPort:electionPort:role;clientAddr` lines; the
+        // one QUIC peer address serves both purposes here.
+        for member in &ensemble.members {
+            let role = match member.role {
+                crate::MemberRole::Voter => "participant",
+                crate::MemberRole::Observer => "observer",
+            };
+            let _ = writeln!(
+                out,
+                "server.{}={}:{}:{role};{}",
+                member.id,
+                member.peer_addr.ip(),
+                member.peer_addr.port(),
+                member.client_addr
+            );
+        }
+        let _ = writeln!(
+            out,
+            "initLimit={}\nsyncLimit={}\nzabTickTime={}",
+            ensemble.init_limit_ticks, ensemble.sync_limit_ticks, ensemble.zab_tick_ms
+        );
+    }
+    out
 }
 
 fn connections(core: &Core) -> String {

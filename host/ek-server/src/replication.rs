@@ -59,6 +59,8 @@ pub(crate) struct Replication {
     digests: VecDeque<(Zxid, u64)>,
     /// When each of this leader's proposals was made, for the proposal latency metric.
     proposed_at: VecDeque<(Zxid, Instant)>,
+    /// When each batch of txns was handed to the log, for the commit latency metric.
+    logged_at: VecDeque<(Zxid, Instant)>,
     /// The replica's tree diverged from the leader's: it serves nobody.
     pub(crate) diverged: bool,
     next_sync: u64,
@@ -257,6 +259,7 @@ impl Replication {
             staged: HashMap::new(),
             digests,
             proposed_at: VecDeque::new(),
+            logged_at: VecDeque::new(),
             diverged: false,
             next_sync: 1,
             voters: zab.voters.len() as u64,
@@ -485,6 +488,7 @@ impl Core {
             }
         }
         self.repl.pending.push_back((id, last));
+        self.repl.logged_at.push_back((last, Instant::now()));
     }
 
     fn write_epoch(&mut self, id: PersistId, name: &str, epoch: u32) {
@@ -653,6 +657,7 @@ impl Core {
         self.pending_handshakes.clear();
         let _ = self.pipeline.take_through(Zxid(i64::MAX));
         self.repl.proposed_at.clear();
+        self.repl.logged_at.clear();
         self.prep.clear();
         self.held.clear();
         self.repl.syncs.clear();
