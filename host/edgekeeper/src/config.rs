@@ -3,7 +3,10 @@
 //! Every key is optional. A key's default comes from `ek_server::Config::default()`, except
 //! the session timeout bounds, which follow `tick_ms` as ZooKeeper's do. Every error names the
 //! file and the key, so an operator can fix the file without reading code.
-//! `docs/configuration.md` documents each key.
+//! `docs/configuration.md` documents each key. Without an `[ensemble]` table the node runs
+//! standalone; the table itself is parsed in [`ensemble`].
+
+mod ensemble;
 
 use std::fmt;
 use std::net::SocketAddr;
@@ -66,6 +69,7 @@ struct FileConfig {
     super_digest: Option<String>,
     node_id: Option<u64>,
     log: Option<FileLog>,
+    ensemble: Option<ensemble::FileEnsemble>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -78,14 +82,15 @@ struct FileLog {
 /// A value that is well-typed but not acceptable.
 #[derive(Debug)]
 struct KeyError {
-    key: &'static str,
+    /// The full key, e.g. `ensemble.members[2].id`.
+    key: String,
     reason: String,
 }
 
 impl KeyError {
-    fn new(key: &'static str, reason: impl fmt::Display) -> KeyError {
+    fn new(key: impl Into<String>, reason: impl fmt::Display) -> KeyError {
         KeyError {
-            key,
+            key: key.into(),
             reason: reason.to_string(),
         }
     }
@@ -101,11 +106,13 @@ pub(crate) fn load(path: Option<&Path>) -> anyhow::Result<(ek_server::Config, Lo
     parse(&text, path)
 }
 
-/// Parses and validates config `text`; `origin` names the file in error messages.
+/// Parses and validates config `text`; `origin` names the file in error messages, and
+/// relative TLS paths in `[ensemble]` are relative to its directory.
 pub(crate) fn parse(text: &str, origin: &Path) -> anyhow::Result<(ek_server::Config, LogSettings)> {
     let file = deserialize(text)
         .map_err(|message| anyhow::anyhow!("config {}: {message}", origin.display()))?;
-    resolve(file).map_err(|error| {
+    let config_dir = origin.parent().unwrap_or(Path::new(""));
+    resolve(file, config_dir).map_err(|error| {
         anyhow::anyhow!(
             "config {}: key '{}': {}",
             origin.display(),
@@ -179,14 +186,17 @@ fn line_column(text: &str, offset: usize) -> (usize, usize) {
     (line, column)
 }
 
-/// Fills in defaults and checks every value.
-fn resolve(file: FileConfig) -> Result<(ek_server::Config, LogSettings), KeyError> {
+/// Fills in defaults and checks every value; `config_dir` anchors relative TLS paths.
+fn resolve(
+    file: FileConfig,
+    config_dir: &Path,
+) -> Result<(ek_server::Config, LogSettings), KeyError> {
     let defaults = ek_server::Config::default();
     let tick_ms = file.tick_ms.unwrap_or(defaults.tick_ms);
     if tick_ms == 0 {
         return Err(KeyError::new("tick_ms", "must be > 0"));
     }
-    let config = ek_server::Config {
+    let mut config = ek_server::Config {
         data_dir: file.data_dir.unwrap_or(defaults.data_dir),
         client_addr: file.client_addr.unwrap_or(defaults.client_addr),
         admin_addr: file.admin_addr.unwrap_or(defaults.admin_addr),
@@ -216,6 +226,10 @@ fn resolve(file: FileConfig) -> Result<(ek_server::Config, LogSettings), KeyErro
         ensemble: None,
     };
     validate(&config)?;
+    config.ensemble = file
+        .ensemble
+        .map(|table| ensemble::resolve(table, file.node_id, config_dir))
+        .transpose()?;
     let log = resolve_log(file.log.unwrap_or_default())?;
     Ok((config, log))
 }

@@ -1,5 +1,5 @@
 //! The `edgekeeper` binary: `serve` runs a node, `ctl` is a small zkCli, `certs` makes the
-//! cluster CA and node certificates.
+//! cluster CA and node certificates, `local-cluster` runs an ensemble on one machine.
 //!
 //! This crate parses the command line and the config file, sets up logging and hands a
 //! validated `ek_server::Config` to `ek_server::run`. It never implements server behaviour
@@ -8,6 +8,7 @@
 mod certs;
 mod config;
 mod ctl;
+mod local_cluster;
 mod logging;
 
 use std::path::{Path, PathBuf};
@@ -38,6 +39,9 @@ enum Command {
     /// The cluster CA and node certificates for mutual TLS between nodes.
     #[command(subcommand)]
     Certs(certs::CertsCommand),
+    /// Run an ensemble of N voters (and K observers) on this machine, one process per node,
+    /// with its CA, certificates, configs and data under DIR.
+    LocalCluster(local_cluster::LocalClusterArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -59,6 +63,7 @@ fn main() -> ExitCode {
         Command::Serve(args) => serve(args),
         Command::Ctl(args) => runtime().and_then(|runtime| runtime.block_on(ctl::run(args))),
         Command::Certs(command) => certs::run(command),
+        Command::LocalCluster(args) => local_cluster::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

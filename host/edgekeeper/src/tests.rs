@@ -102,3 +102,92 @@ fn ctl_rejects_bad_arguments() {
         );
     }
 }
+
+#[test]
+fn local_cluster_flags_parse() {
+    let cli = Cli::try_parse_from(["edgekeeper", "local-cluster", "--nodes", "3"]).unwrap();
+    let Command::LocalCluster(args) = cli.command else {
+        panic!("not local-cluster")
+    };
+    assert_eq!(
+        (args.nodes, args.observers, args.dir.as_path()),
+        (3, 0, std::path::Path::new("local-cluster"))
+    );
+    assert_eq!(
+        (
+            args.base_client_port,
+            args.base_peer_port,
+            args.base_admin_port
+        ),
+        (2181, 3888, 8080)
+    );
+    assert_eq!(args.bind.to_string(), "127.0.0.1");
+    assert!(!args.no_start);
+
+    let argv = [
+        "edgekeeper",
+        "local-cluster",
+        "--nodes",
+        "5",
+        "--observers",
+        "2",
+        "--dir",
+        "/tmp/c",
+        "--base-client-port",
+        "12181",
+        "--base-peer-port",
+        "13888",
+        "--base-admin-port",
+        "18080",
+        "--bind",
+        "::1",
+        "--no-start",
+    ];
+    let cli = Cli::try_parse_from(argv).unwrap();
+    let Command::LocalCluster(args) = cli.command else {
+        panic!("not local-cluster")
+    };
+    assert_eq!((args.nodes, args.observers), (5, 2));
+    assert_eq!(args.dir, std::path::PathBuf::from("/tmp/c"));
+    assert_eq!(
+        (
+            args.base_client_port,
+            args.base_peer_port,
+            args.base_admin_port
+        ),
+        (12181, 13888, 18080)
+    );
+    assert_eq!(args.bind.to_string(), "::1");
+    assert!(args.no_start);
+}
+
+#[test]
+fn local_cluster_rejects_bad_flags() {
+    let bad: &[&[&str]] = &[
+        &["edgekeeper", "local-cluster"],
+        &["edgekeeper", "local-cluster", "--nodes", "0"],
+        &["edgekeeper", "local-cluster", "--nodes", "-1"],
+        &[
+            "edgekeeper",
+            "local-cluster",
+            "--nodes",
+            "3",
+            "--bind",
+            "localhost",
+        ],
+        &[
+            "edgekeeper",
+            "local-cluster",
+            "--nodes",
+            "3",
+            "--base-peer-port",
+            "70000",
+        ],
+    ];
+    for argv in bad {
+        assert!(
+            Cli::try_parse_from(argv.iter()).is_err(),
+            "{argv:?} should fail"
+        );
+    }
+}

@@ -111,6 +111,7 @@ fn each_key_overrides_its_default() {
         max_client_connections: 0,
         super_digest: Some("super:D/InIHSb7yEEbrWz8b9l71RjZJU=".to_owned()),
         node_id: 3,
+        ensemble: None,
     };
     assert_eq!(config, expected);
     assert_eq!(log.format, LogFormat::Json);
@@ -338,3 +339,5 @@ fn error_message_has_the_documented_shape() {
         "config /x/edgekeeper.toml: key 'tick_ms': must be > 0"
     );
 }
+
+mod ensemble;
