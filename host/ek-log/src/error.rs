@@ -63,6 +63,12 @@ pub enum LogError {
         /// The zxid the oldest retained segment continues from.
         log_start: Zxid,
     },
+    /// `reset` asked to restart the log after a zxid that has no snapshot file.
+    #[error("cannot reset the log after {zxid}: there is no snapshot at that zxid")]
+    ResetWithoutSnapshot {
+        /// The requested zxid.
+        zxid: Zxid,
+    },
     /// The writer thread hit an error and no longer accepts work.
     #[error("the log writer has stopped: {reason}")]
     WriterStopped {

@@ -8,6 +8,16 @@
 //! record queued meanwhile, and [`WriterHooks::on_durable`] reports the highest durable
 //! zxid only after it.
 //!
+//! Segment headers carry `first` and `prev` zxids, chaining each segment to the record
+//! before it (or to the snapshot a reset log restarted after). Recovery replays the
+//! records above a snapshot only if the snapshot lies on that chain; a newest snapshot off
+//! it was installed from the leader by a [`Log::write_snapshot`] whose
+//! [`LogWriter::reset`] a crash prevented (or is past a torn tail), and recovery completes
+//! the install by discarding the log. The module doc of `recovery.rs` gives the cases.
+//! Every multi-file change (truncation, reset, retention, recovery) removes files in an
+//! order, each removal durable before the next, that a crash at any point leaves
+//! recoverable.
+//!
 //! Records and snapshots are opaque bytes keyed by zxid: this crate never decodes a txn,
 //! never decides what to acknowledge, never uses async I/O, and never panics on what it
 //! reads from disk. Damage that a crash can explain (a torn tail of the last segment) is

@@ -3,7 +3,7 @@
 use crate::error::{io_err, LogError};
 use crate::fsutil::{create_dir_durable, fsync_dir, lock_file, remove_file, write_atomic};
 use crate::recovery::{recover, Recovered, Tail};
-use crate::segment::list_headers;
+use crate::segment::{list_headers, remove_segments};
 use crate::snapshot;
 use crate::writer::{LogWriter, WriterConfig, WriterHooks};
 use ek_types::Zxid;
@@ -118,7 +118,12 @@ impl Log {
 
     /// Writes a snapshot of the state after `zxid`: `body` streams the bytes, which get a
     /// header and a crc32c trailer, then the file is fsynced and renamed into place and
-    /// [`Log::purge`] applies retention. Runs on the calling thread; appends go on.
+    /// [`Log::purge`] applies retention (unless a newer snapshot exists: see
+    /// [`LogWriter::reset`]). Runs on the calling thread; appends go on.
+    ///
+    /// To install a snapshot received from the leader, call this and then
+    /// [`LogWriter::reset`] with the same zxid; a crash in between is completed (or rolled
+    /// back to the old history) by [`Log::open`].
     pub fn write_snapshot(
         &self,
         zxid: Zxid,
@@ -132,13 +137,26 @@ impl Log {
             snapshot::write_snapshot(&self.snap_dir, &self.dir_mutex, zxid, body)?
         };
         tracing::info!(file = %path.display(), "wrote snapshot");
-        self.purge()?;
+        // Local snapshots only grow: truncation and reset remove snapshots above their
+        // zxid. A newer one exists only while a snapshot from the leader is installed
+        // below the abandoned history's snapshots, until `reset` removes them; retention
+        // now could count those and remove the new snapshot, so it waits.
+        let newer = snapshot::list(&self.snap_dir)?
+            .into_iter()
+            .any(|(other, _)| other > zxid);
+        if newer {
+            tracing::info!(file = %path.display(), "newer snapshots await a reset; retention waits");
+        } else {
+            self.purge()?;
+        }
         Ok(path)
     }
 
     /// Keeps the newest [`LogOptions::snapshots_retained`] snapshots and removes older
     /// ones, then removes every segment whose records are all at or below the oldest
-    /// kept snapshot. The segment being appended to is never removed.
+    /// kept snapshot. The segment being appended to is never removed. Do not call it
+    /// between writing a snapshot from the leader and [`LogWriter::reset`]: the new
+    /// snapshot may be older than those of the abandoned history.
     pub fn purge(&self) -> Result<(), LogError> {
         let _guard = self.dir_mutex.lock().unwrap_or_else(|p| p.into_inner());
         let snapshots = snapshot::list(&self.snap_dir)?;
@@ -155,20 +173,14 @@ impl Log {
             fsync_dir(&self.snap_dir)?;
         }
         let segments = list_headers(&self.log_dir)?;
-        let mut removed = false;
-        for pair in segments.windows(2) {
-            // The next segment's prev is this one's last record.
-            if pair[1].1.prev > *oldest_kept {
-                break;
-            }
-            tracing::info!(file = %pair[0].0.display(), "removing txn log segment older than retained snapshots");
-            remove_file(&pair[0].0)?;
-            removed = true;
-        }
-        if removed {
-            fsync_dir(&self.log_dir)?;
-        }
-        Ok(())
+        // The next segment's prev is this one's last record. Removing oldest first, each
+        // durably, leaves a suffix of the log whose chain is unbroken after any crash.
+        let removable = segments
+            .windows(2)
+            .take_while(|pair| pair[1].1.prev <= *oldest_kept)
+            .count();
+        let paths = segments[..removable].iter().map(|(path, _)| path.as_path());
+        remove_segments(&self.log_dir, paths, "older than the retained snapshots")
     }
 
     /// Atomically replaces the metadata file `name` in the data dir (temp file, fsync,

@@ -179,6 +179,24 @@ pub(crate) fn truncate_segment(path: &Path, len: u64) -> Result<(), LogError> {
     file.sync_all().map_err(io_err("fsync", path))
 }
 
+/// Removes segment files in the given order, each removal durable before the next.
+///
+/// Without a directory fsync between them, unlinks may reach the disk in any order, and
+/// a crash could leave a hole in the chain that recovery must report as corruption.
+/// Removing newest first always leaves a prefix of the log, oldest first a suffix.
+pub(crate) fn remove_segments<'a>(
+    log_dir: &Path,
+    paths: impl IntoIterator<Item = &'a Path>,
+    why: &'static str,
+) -> Result<(), LogError> {
+    for path in paths {
+        tracing::info!(file = %path.display(), why, "removing txn log segment");
+        remove_file(path)?;
+        fsync_dir(log_dir)?;
+    }
+    Ok(())
+}
+
 /// Creates `log_dir/log.<first>` holding only its header, durable with its directory entry.
 pub(crate) fn create_segment(
     log_dir: &Path,

@@ -129,6 +129,22 @@ pub(crate) fn remove_after(snap_dir: &Path, zxid: Zxid) -> Result<bool, LogError
     Ok(removed)
 }
 
+/// Removes snapshot files whose zxid is below `zxid`; returns whether any went.
+pub(crate) fn remove_before(snap_dir: &Path, zxid: Zxid) -> Result<bool, LogError> {
+    let mut removed = false;
+    for (snap_zxid, path) in list(snap_dir)? {
+        if snap_zxid < zxid {
+            tracing::info!(file = %path.display(), restart_after = %zxid, "removing snapshot older than the restarted log");
+            remove_file(&path)?;
+            removed = true;
+        }
+    }
+    if removed {
+        fsync_dir(snap_dir)?;
+    }
+    Ok(removed)
+}
+
 /// Removes leftover `*.tmp` files of interrupted snapshot writes.
 pub(crate) fn remove_tmp_files(snap_dir: &Path) -> Result<(), LogError> {
     for entry in fs::read_dir(snap_dir).map_err(io_err("read dir", snap_dir))? {

@@ -3,11 +3,12 @@
 
 use crate::error::{io_err, LogError};
 use crate::format::{
-    encode_record, record_len, SegmentHeader, RECORD_PAYLOAD_MAX, SEGMENT_HEADER_LEN,
+    encode_record, record_len, snapshot_name, SegmentHeader, RECORD_PAYLOAD_MAX, SEGMENT_HEADER_LEN,
 };
-use crate::fsutil::{fsync_dir, remove_file};
 use crate::recovery::Tail;
-use crate::segment::{create_segment, list_headers, open_for_append, scan_file, truncate_segment};
+use crate::segment::{
+    create_segment, list_headers, open_for_append, remove_segments, scan_file, truncate_segment,
+};
 use crate::snapshot;
 use ek_types::Zxid;
 use std::fs::File;
@@ -247,6 +248,10 @@ impl LogWriter {
     /// Durably removes every record above `zxid` (ZAB TRUNC), and every snapshot above it.
     /// Records queued before this call are written first. Later appends must be above
     /// `zxid`. Fails without changing anything if the retained log starts above `zxid`.
+    ///
+    /// The snapshots go before the records: after a crash part way, recovery finds the old
+    /// log (or a prefix of it) and snapshots it continues, never a snapshot holding
+    /// truncated txns.
     pub fn truncate_after(&self, zxid: Zxid) -> Result<(), LogError> {
         let enqueue = lock(&self.handle.enqueue);
         let (mut enqueue, _) = self.call(enqueue, |reply| Command::TruncateAfter(zxid, reply))?;
@@ -254,10 +259,17 @@ impl LogWriter {
         Ok(())
     }
 
-    /// Durably removes the whole log (and snapshots above `zxid`) so that it restarts
-    /// after `zxid`. Call it after installing a snapshot at `zxid` received from the
-    /// leader (ZAB SNAP), so that no older snapshot can be mistaken for one the log
-    /// continues. Later appends must be above `zxid`.
+    /// Durably removes the whole log and every snapshot but the one at `zxid`, so that the
+    /// log restarts after `zxid`. Call it after [`crate::Log::write_snapshot`] wrote the
+    /// snapshot received from the leader (ZAB SNAP). Later appends must be above `zxid`.
+    ///
+    /// Fails with [`LogError::ResetWithoutSnapshot`], changing nothing, if there is no
+    /// snapshot file at `zxid` (unless `zxid` is zero: a log after zero needs none).
+    ///
+    /// A crash at any point of the install is safe. Between `write_snapshot` and the end
+    /// of `reset`, [`crate::Log::open`] recovers either the old history (when the old log
+    /// continues the new snapshot, or a newer snapshot of the old history exists) or the
+    /// new snapshot with the old log discarded, exactly as if `reset` had finished.
     pub fn reset(&self, zxid: Zxid) -> Result<(), LogError> {
         let enqueue = lock(&self.handle.enqueue);
         let (mut enqueue, _) = self.call(enqueue, |reply| Command::Reset(zxid, reply))?;
@@ -390,7 +402,9 @@ impl Writer {
                 let _ = reply.send(Ok(zxid));
                 Ok(())
             }
-            Err(error @ LogError::TruncateBelowLog { .. }) => {
+            Err(
+                error @ (LogError::TruncateBelowLog { .. } | LogError::ResetWithoutSnapshot { .. }),
+            ) => {
                 let _ = reply.send(Err(error));
                 Ok(())
             }
@@ -505,18 +519,21 @@ impl Writer {
         if zxid < log_start {
             return Err(LogError::TruncateBelowLog { zxid, log_start });
         }
+        // Snapshots above the cut go first. One that outlived its records would look to
+        // recovery like a snapshot past a torn tail, and its state, truncated txns
+        // included, would be kept. A crash before the cut leaves the whole old log, whose
+        // chain every remaining snapshot is on: the TRUNC simply did not happen.
+        snapshot::remove_after(&self.config.snap_dir, zxid)?;
         self.active = None;
         let keep = segments.iter().rposition(|(_, h)| h.first <= zxid);
-        for (path, _) in &segments[keep.map_or(0, |k| k + 1)..] {
-            tracing::info!(file = %path.display(), after = %zxid, "removing truncated txn log segment");
-            remove_file(path)?;
-        }
+        let removed = &segments[keep.map_or(0, |k| k + 1)..];
+        // Newest first, so a crash part way leaves a prefix of the log.
+        let paths = removed.iter().rev().map(|(path, _)| path.as_path());
+        remove_segments(&log_dir, paths, "truncating the txn log")?;
         self.chain = match keep {
             Some(k) => self.keep_segment_until(&segments[k].0, &segments[k].1, zxid)?,
             None => log_start,
         };
-        fsync_dir(&log_dir)?;
-        snapshot::remove_after(&self.config.snap_dir, zxid)?;
         self.written = self.written.min(zxid);
         self.durable = self.durable.min(zxid);
         self.shared
@@ -558,17 +575,31 @@ impl Writer {
         Ok(last)
     }
 
+    /// Restarts the log after `zxid`. Each step is durable before the next, and a crash
+    /// after any of them recovers either the old history or the installed snapshot (see
+    /// the recovery module doc).
     fn reset(&mut self, zxid: Zxid) -> Result<Zxid, LogError> {
         self.commit()?;
         let dir_mutex = self.config.dir_mutex.clone();
         let _guard = lock(&dir_mutex);
-        self.active = None;
-        for (path, _) in list_headers_lenient(&self.config.log_dir)? {
-            tracing::info!(file = %path.display(), restart_after = %zxid, "removing txn log segment on reset");
-            remove_file(&path)?;
+        let snap_dir = self.config.snap_dir.clone();
+        // A log restarted after zxid needs the state at zxid. Without that snapshot an
+        // older one would be the newest after a crash, off the new log's chain, and
+        // recovery would take it for an interrupted install and drop the new log.
+        if zxid != Zxid::ZERO && !snap_dir.join(snapshot_name(zxid)).is_file() {
+            return Err(LogError::ResetWithoutSnapshot { zxid });
         }
-        fsync_dir(&self.config.log_dir)?;
-        snapshot::remove_after(&self.config.snap_dir, zxid)?;
+        // 1. Snapshots of the abandoned history above zxid, so the one at zxid is the
+        //    newest: recovery then replays the old log on it if it continues it, and
+        //    otherwise completes the install.
+        snapshot::remove_after(&snap_dir, zxid)?;
+        // 2. The segments, newest first, so a crash part way leaves a prefix of the log.
+        self.active = None;
+        let files = list_headers_lenient(&self.config.log_dir)?;
+        let paths = files.iter().rev().map(|(path, _)| path.as_path());
+        remove_segments(&self.config.log_dir, paths, "resetting the txn log")?;
+        // 3. Snapshots below zxid: the log no longer reaches back to them.
+        snapshot::remove_before(&snap_dir, zxid)?;
         self.chain = zxid;
         self.written = zxid;
         self.durable = zxid;

@@ -94,3 +94,173 @@ proptest! {
         prop_assert_eq!(recovered.txns, model);
     }
 }
+
+/// A snapshot install (`write_snapshot(z)`, then `reset(z)`) over a random old history,
+/// interrupted at a random step.
+#[derive(Debug, Clone)]
+struct Install {
+    /// Payload lengths of the old history's records, at the even zxids 2, 4, ….
+    payload_lens: Vec<usize>,
+    /// Old records that local snapshots were taken at (indexes, modulo the length).
+    locals: Vec<usize>,
+    /// Picks the installed snapshot's zxid: an old record, or an odd zxid the old log
+    /// does not hold (below, inside or past it).
+    z_pick: usize,
+    z_on_record: bool,
+    /// 0: crash after `write_snapshot`; 1: after reset removed the newer snapshots;
+    /// 1 + k: after it removed the k newest segments; past that: no crash.
+    crash: usize,
+}
+
+fn install() -> impl Strategy<Value = Install> {
+    (
+        prop::collection::vec(0usize..60, 1..30),
+        prop::collection::vec(any::<usize>(), 0..4),
+        any::<usize>(),
+        any::<bool>(),
+        any::<usize>(),
+    )
+        .prop_map(
+            |(payload_lens, locals, z_pick, z_on_record, crash)| Install {
+                payload_lens,
+                locals,
+                z_pick,
+                z_on_record,
+                crash,
+            },
+        )
+}
+
+/// Writes the old history and its local snapshots; returns the records and snapshots.
+fn write_old_history(dir: &Path, options: &LogOptions, case: &Install) -> History {
+    let records: Vec<(Zxid, Vec<u8>)> = case
+        .payload_lens
+        .iter()
+        .enumerate()
+        .map(|(i, len)| (zx(2 * (i as i64 + 1)), vec![i as u8; *len]))
+        .collect();
+    let mut locals: Vec<Zxid> = case
+        .locals
+        .iter()
+        .map(|i| records[i % records.len()].0)
+        .collect();
+    locals.sort();
+    locals.dedup();
+    let (log, _) = open(dir, options.clone());
+    let (writer, _) = start(&log);
+    for (zxid, bytes) in &records {
+        writer.append(*zxid, bytes.clone()).unwrap();
+    }
+    writer.sync().unwrap();
+    for zxid in &locals {
+        let body = format!("old {}", zxid.0).into_bytes();
+        log.write_snapshot(*zxid, |w| w.write_all(&body)).unwrap();
+    }
+    History { records, locals }
+}
+
+struct History {
+    records: Vec<(Zxid, Vec<u8>)>,
+    locals: Vec<Zxid>,
+}
+
+impl History {
+    fn above(&self, from: Zxid, to: Zxid) -> Vec<(Zxid, Vec<u8>)> {
+        let within = |zxid: &Zxid| *zxid > from && *zxid <= to;
+        self.records
+            .iter()
+            .filter(|(z, _)| within(z))
+            .cloned()
+            .collect()
+    }
+
+    fn last(&self) -> Zxid {
+        self.records.last().map_or(Zxid::ZERO, |(zxid, _)| *zxid)
+    }
+}
+
+/// Does the install's first step, then the steps of `reset` the crash point allows, by
+/// hand in reset's order (or the real `reset` when there is no crash). Returns the crash
+/// point reduced to the steps there are, and whether the install finished.
+fn install_and_crash(dir: &Path, options: &LogOptions, z: Zxid, crash: usize) -> (usize, bool) {
+    let (log, _) = open(dir, options.clone());
+    let (writer, _) = start(&log);
+    log.write_snapshot(z, |w| w.write_all(b"new")).unwrap();
+    let segments = segment_files(dir).len();
+    let crash = crash % (segments + 3);
+    if crash == segments + 2 {
+        writer.reset(z).unwrap();
+    }
+    drop((writer, log));
+    if (1..=segments + 1).contains(&crash) {
+        for (zxid, path) in crate::snapshot::list(&dir.join("snapshot")).unwrap() {
+            if zxid > z {
+                fs::remove_file(path).unwrap();
+            }
+        }
+        for path in segment_files(dir).iter().rev().take(crash - 1) {
+            fs::remove_file(path).unwrap();
+        }
+    }
+    (crash, crash == segments + 2)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+
+    /// Whatever step of an install a crash hits, recovery yields either the installed
+    /// snapshot (with, only if the old log holds z, a run of old records right above it)
+    /// or the old history whole; and the log goes on from there across reopens.
+    #[test]
+    fn interrupted_install_recovers_the_old_or_the_new_state(case in install()) {
+        let dir = tempfile::tempdir().unwrap();
+        let options = LogOptions {
+            segment_bytes_max: 250,
+            snapshots_retained: 2,
+            ..LogOptions::default()
+        };
+        let old = write_old_history(dir.path(), &options, &case);
+        let count = old.records.len();
+        let z = if case.z_on_record {
+            old.records[case.z_pick % count].0
+        } else {
+            zx(2 * (case.z_pick % (count + 3)) as i64 + 1)
+        };
+        let (crash, finished) = install_and_crash(dir.path(), &options, z, case.crash);
+
+        let (log, recovered) = open(dir.path(), options.clone());
+        let snapshot = recovered.snapshot.as_ref().expect("a snapshot is always usable");
+        let (snap_zxid, snap_data) = (snapshot.zxid, snapshot.data.clone());
+        if snap_data == b"new" {
+            prop_assert_eq!(snap_zxid, z);
+            prop_assert!(crash > 0 || !old.locals.iter().any(|s| *s > z));
+            if let Some((last, _)) = recovered.txns.last() {
+                prop_assert!(case.z_on_record && !finished);
+                prop_assert_eq!(&recovered.txns, &old.above(z, *last));
+                if crash <= 1 {
+                    prop_assert_eq!(*last, old.last());
+                }
+            }
+        } else {
+            // Only a newer snapshot of the old history beats z, and only before reset.
+            prop_assert_eq!(crash, 0);
+            prop_assert!(snap_zxid > z && old.locals.contains(&snap_zxid));
+            prop_assert_eq!(snap_data.clone(), format!("old {}", snap_zxid.0).into_bytes());
+            prop_assert_eq!(&recovered.txns, &old.above(snap_zxid, old.last()));
+        }
+
+        let next = zx(recovered.last_zxid.0 + 1);
+        let (writer, _) = start(&log);
+        writer.append(next, b"after".to_vec()).unwrap();
+        writer.sync().unwrap();
+        drop((writer, log));
+        let mut want = recovered.txns.clone();
+        want.push((next, b"after".to_vec()));
+        for _ in 0..2 {
+            let (_log, again) = open(dir.path(), options.clone());
+            let snapshot = again.snapshot.as_ref().expect("still usable");
+            prop_assert_eq!((snapshot.zxid, &snapshot.data), (snap_zxid, &snap_data));
+            prop_assert_eq!(&again.txns, &want);
+        }
+    }
+}

@@ -3,19 +3,6 @@ use crate::{Corruption, LogError};
 use std::fs;
 use std::io::Write;
 
-/// Copies `src` (a closed data dir) into a fresh temp dir.
-fn copy_dir(src: &Path) -> tempfile::TempDir {
-    let dst = tempfile::tempdir().unwrap();
-    for sub in ["log", "snapshot"] {
-        fs::create_dir_all(dst.path().join(sub)).unwrap();
-        for entry in fs::read_dir(src.join(sub)).unwrap() {
-            let path = entry.unwrap().path();
-            fs::copy(&path, dst.path().join(sub).join(path.file_name().unwrap())).unwrap();
-        }
-    }
-    dst
-}
-
 #[test]
 fn torn_tail_cut_at_every_offset_keeps_earlier_records() {
     let original = tempfile::tempdir().unwrap();

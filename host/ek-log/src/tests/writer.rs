@@ -213,6 +213,8 @@ fn reset_restarts_the_log_after_an_installed_snapshot() {
     log.write_snapshot(zx(100), |w| w.write_all(b"from leader"))
         .unwrap();
     writer.reset(zx(100)).unwrap();
+    // The log no longer reaches back to the old snapshot, so reset removed it.
+    assert_eq!(snapshot_zxids(dir.path()), vec![zx(100)]);
     for n in 101..=103 {
         writer.append(zx(n), payload(n)).unwrap();
     }
@@ -224,7 +226,7 @@ fn reset_restarts_the_log_after_an_installed_snapshot() {
     assert_eq!(recovered.txns, expected(101..=103));
     drop(_log);
 
-    // The log no longer reaches back to the old snapshot, so it cannot stand in.
+    // Nothing older can stand in for the installed snapshot.
     flip_byte(
         &dir.path()
             .join("snapshot")
