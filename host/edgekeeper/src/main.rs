@@ -36,6 +36,8 @@ enum Command {
     Serve(ServeArgs),
     /// A small zkCli for any ZooKeeper-protocol server.
     Ctl(ctl::CtlArgs),
+    /// Benchmark any ZooKeeper-protocol server: load, failover, startup.
+    Bench(ek_bench::BenchArgs),
     /// The cluster CA and node certificates for mutual TLS between nodes.
     #[command(subcommand)]
     Certs(certs::CertsCommand),
@@ -63,6 +65,11 @@ fn main() -> ExitCode {
         Command::Serve(args) => serve(args),
         Command::Ctl(args) => runtime().and_then(|runtime| runtime.block_on(ctl::run(args))),
         Command::Certs(command) => certs::run(command),
+        Command::Bench(args) => runtime().and_then(|runtime| {
+            runtime
+                .block_on(ek_bench::run(args))
+                .map_err(anyhow::Error::from)
+        }),
         Command::LocalCluster(args) => local_cluster::run(args),
     };
     match result {
