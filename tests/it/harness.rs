@@ -381,43 +381,91 @@ pub(crate) fn python() -> PathBuf {
 const HELPER_TIMEOUT: Duration = Duration::from_secs(300);
 
 /// Runs `command` to completion with captured output, killing it after [`HELPER_TIMEOUT`].
-pub(crate) fn run_bounded(mut command: Command, what: &str) -> std::process::Output {
-    command
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let mut child = command
-        .spawn()
-        .unwrap_or_else(|error| panic!("cannot start {what}: {error}"));
-    // Drain the pipes on threads so a chatty child cannot block on a full pipe.
-    let mut stdout = child.stdout.take().expect("piped stdout");
-    let mut stderr = child.stderr.take().expect("piped stderr");
-    let out = thread::spawn(move || {
-        let mut bytes = Vec::new();
-        let _ = stdout.read_to_end(&mut bytes);
-        bytes
-    });
-    let err = thread::spawn(move || {
-        let mut bytes = Vec::new();
-        let _ = stderr.read_to_end(&mut bytes);
-        bytes
-    });
-    let deadline = Instant::now() + HELPER_TIMEOUT;
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("wait for the helper") {
-            break status;
+pub(crate) fn run_bounded(command: Command, what: &str) -> std::process::Output {
+    Helper::spawn(command, what).finish()
+}
+
+/// A helper program (pytest, zkCli) running with captured output; killed if dropped
+/// before it finishes.
+pub(crate) struct Helper {
+    what: String,
+    child: Child,
+    started: Instant,
+    out: Option<thread::JoinHandle<Vec<u8>>>,
+    err: Option<thread::JoinHandle<Vec<u8>>>,
+}
+
+impl Helper {
+    /// Starts `command` with stdin closed and stdout and stderr captured.
+    pub(crate) fn spawn(mut command: Command, what: &str) -> Helper {
+        command
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = command
+            .spawn()
+            .unwrap_or_else(|error| panic!("cannot start {what}: {error}"));
+        // Drain the pipes on threads so a chatty child cannot block on a full pipe.
+        let mut stdout = child.stdout.take().expect("piped stdout");
+        let mut stderr = child.stderr.take().expect("piped stderr");
+        let out = thread::spawn(move || {
+            let mut bytes = Vec::new();
+            let _ = stdout.read_to_end(&mut bytes);
+            bytes
+        });
+        let err = thread::spawn(move || {
+            let mut bytes = Vec::new();
+            let _ = stderr.read_to_end(&mut bytes);
+            bytes
+        });
+        Helper {
+            what: what.to_owned(),
+            child,
+            started: Instant::now(),
+            out: Some(out),
+            err: Some(err),
         }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("{what} did not finish within {HELPER_TIMEOUT:?}");
+    }
+
+    /// Whether the program has exited.
+    pub(crate) fn has_exited(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(Some(_)))
+    }
+
+    /// Waits for the program to exit (killing it and failing the test if it runs past
+    /// [`HELPER_TIMEOUT`] in all) and returns its status and output.
+    pub(crate) fn finish(mut self) -> std::process::Output {
+        let deadline = self.started + HELPER_TIMEOUT;
+        let status = loop {
+            if let Some(status) = self.child.try_wait().expect("wait for the helper") {
+                break status;
+            }
+            if Instant::now() > deadline {
+                let _ = self.child.kill();
+                let _ = self.child.wait();
+                panic!("{} did not finish within {HELPER_TIMEOUT:?}", self.what);
+            }
+            thread::sleep(Duration::from_millis(50));
+        };
+        let join = |reader: Option<thread::JoinHandle<Vec<u8>>>| {
+            reader
+                .map(|reader| reader.join().expect("pipe reader"))
+                .unwrap_or_default()
+        };
+        std::process::Output {
+            status,
+            stdout: join(self.out.take()),
+            stderr: join(self.err.take()),
         }
-        thread::sleep(Duration::from_millis(50));
-    };
-    std::process::Output {
-        status,
-        stdout: out.join().expect("stdout reader"),
-        stderr: err.join().expect("stderr reader"),
+    }
+}
+
+impl Drop for Helper {
+    fn drop(&mut self) {
+        if !self.has_exited() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
     }
 }
 

@@ -3,12 +3,19 @@
 //!
 //! By default each test starts the `edgekeeper` binary; with `EK_TEST_ZOOKEEPER=1` each
 //! starts Apache ZooKeeper instead, which proves the tests against the reference. See
-//! `harness` for how servers are found, configured and awaited.
+//! `harness` for how servers are found, configured and awaited. The cluster tests
+//! (`replication`, `failover`) start replicated edgekeeper ensembles through `cluster`,
+//! optionally behind the fault-injecting UDP `proxy`, and run only against edgekeeper.
 
 mod bad_input;
+mod cluster;
 mod crash;
 mod ctl;
+mod failover;
 mod harness;
 mod kazoo;
+mod load;
+mod proxy;
+mod replication;
 mod zk_clients;
 mod zkcli;

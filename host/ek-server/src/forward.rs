@@ -180,7 +180,12 @@ impl Core {
                     body: TxnBody::CreateSession { timeout_ms },
                     digest: None,
                 };
-                self.propose(txn, Origin::Remote);
+                if self.propose(txn, Origin::Remote) {
+                    // Tracked from the proposal on, as ZooKeeper's leader does: a quorum of
+                    // followers may commit it (and the client write through it) before this
+                    // leader's own fsync lets it apply the txn.
+                    self.tracker.track(session, timeout_ms, now);
+                }
             }
             Forward::Close { session, xid } => {
                 if !self.tracker.is_live(session) {

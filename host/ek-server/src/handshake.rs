@@ -68,7 +68,9 @@ impl Core {
         }
         if !self.propose(txn, Origin::Handshake(conn)) {
             self.close_conn(conn);
+            return;
         }
+        self.tracker.track(session, timeout_ms, Instant::now());
     }
 
     fn resume_session(&mut self, conn: ConnId, session: SessionId, passwd: &[u8], timeout_ms: i32) {
