@@ -171,6 +171,7 @@ pub enum WriteOp {
         /// Requested path; sequential modes append the suffix.
         path: String,
         /// Initial data; `None` is ZooKeeper's null data (wire length -1), distinct from empty.
+        #[serde(with = "serde_bytes")]
         data: Option<Vec<u8>>,
         /// Requested ACL (may contain `auth` entries to expand).
         acl: Vec<Acl>,
@@ -191,6 +192,7 @@ pub enum WriteOp {
         /// Node to change.
         path: String,
         /// New data; `None` is null data (wire length -1), distinct from empty.
+        #[serde(with = "serde_bytes")]
         data: Option<Vec<u8>>,
         /// Expected version, -1 for any.
         version: i32,

@@ -50,6 +50,7 @@ pub enum TxnBody {
         /// Final path, with any sequence suffix.
         path: String,
         /// Initial data; `None` is null data, distinct from empty.
+        #[serde(with = "serde_bytes")]
         data: Option<Vec<u8>>,
         /// ACL, with `auth` entries already expanded.
         acl: Vec<Acl>,
@@ -66,6 +67,7 @@ pub enum TxnBody {
         /// Node to change.
         path: String,
         /// New data; `None` is null data, distinct from empty.
+        #[serde(with = "serde_bytes")]
         data: Option<Vec<u8>>,
         /// The node's version after the change.
         version: i32,

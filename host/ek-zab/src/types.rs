@@ -46,6 +46,7 @@ pub struct Entry {
     /// The zxid the leader bound to this txn; never reused for other content.
     pub zxid: Zxid,
     /// The txn, opaque to ZAB.
+    #[serde(with = "serde_bytes")]
     pub data: Vec<u8>,
 }
 
@@ -244,6 +245,7 @@ pub enum Message {
         /// The learner's session.
         session: u64,
         /// Opaque to ZAB.
+        #[serde(with = "serde_bytes")]
         payload: Vec<u8>,
     },
     /// Learner → leader: ZooKeeper's `sync`.

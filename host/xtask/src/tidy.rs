@@ -28,7 +28,7 @@ const IO_FAMILIES: &[&str] = &["tokio", "quinn", "rustls", "wasmtime", "kube", "
 /// Workspace crates that do I/O.
 const IO_CRATES: &[&str] = &["ek-log", "ek-server", "ek-admin"];
 /// The only normal dependencies of `ek-types`.
-const EK_TYPES_DEPS: &[&str] = &["serde", "thiserror"];
+const EK_TYPES_DEPS: &[&str] = &["serde", "serde_bytes", "thiserror"];
 /// The only crates that may depend on anyhow (outside dev-dependencies).
 const ANYHOW_USERS: &[&str] = &["edgekeeper", "xtask", "ek-tests"];
 /// Methods each pure crate's `clippy.toml` must list in `disallowed-methods`.
@@ -631,8 +631,8 @@ disallowed-methods = [
             "ek-tree: pure crate has no clippy.toml banning std::time::Instant::now, std::time::SystemTime::now, rand::thread_rng",
             "ek-tree: pure crate pulls in `ek-log` through ek-tree -> ek-types -> ek-log",
             "ek-tree: pure crate pulls in `tokio` through ek-tree -> cache -> tokio",
-            "ek-types: depends on `bytes`; ek-types may depend only on serde, thiserror (plus dev-dependencies)",
-            "ek-types: depends on `ek-log`; ek-types may depend only on serde, thiserror (plus dev-dependencies)",
+            "ek-types: depends on `bytes`; ek-types may depend only on serde, serde_bytes, thiserror (plus dev-dependencies)",
+            "ek-types: depends on `ek-log`; ek-types may depend only on serde, serde_bytes, thiserror (plus dev-dependencies)",
             "ek-types: pure crate depends on `ek-log` (Cargo.toml)",
             "ek-watch: pure crate is missing from the workspace",
             "ek-zab: pure crate is missing from the workspace",
