@@ -111,30 +111,30 @@ impl Peer {
         self.leader_try_commit();
     }
 
-    /// Commits proposals in zxid order while the oldest has a quorum of acks.
+    /// Commits proposals in zxid order while the oldest has a quorum of acks. Followers get
+    /// one cumulative COMMIT for the newest of them (a COMMIT covers every earlier zxid);
+    /// observers get each txn as an INFORM.
     fn leader_try_commit(&mut self) {
+        let mut newest = None;
         loop {
             let Some(leader) = self.leader_ref() else {
-                return;
+                break;
             };
             let Some((&zxid, outstanding)) = leader.outstanding.first_key_value() else {
-                return;
+                break;
             };
             if !self.cfg.is_quorum(outstanding.acks.iter()) {
-                return;
+                break;
             }
-            let followers = leader.forwarding(false);
             let observers = leader.forwarding(true);
             if let Some(leader) = self.leader_mut() {
                 leader.outstanding.remove(&zxid);
             }
             self.committed = zxid;
-            for (to, session) in followers {
-                self.send(to, Message::Commit { session, zxid });
-            }
+            newest = Some(zxid);
             if !observers.is_empty() {
                 let Some(entry) = self.log.get(zxid).cloned() else {
-                    return;
+                    break;
                 };
                 let prev = self.log.last_before(zxid);
                 for (to, session) in observers {
@@ -149,6 +149,12 @@ impl Peer {
                     );
                 }
             }
+        }
+        let (Some(zxid), Some(leader)) = (newest, self.leader_ref()) else {
+            return;
+        };
+        for (to, session) in leader.forwarding(false) {
+            self.send(to, Message::Commit { session, zxid });
         }
     }
 
