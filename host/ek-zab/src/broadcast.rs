@@ -116,10 +116,7 @@ impl Peer {
     /// observers get each txn as an INFORM.
     fn leader_try_commit(&mut self) {
         let mut newest = None;
-        loop {
-            let Some(leader) = self.leader_ref() else {
-                break;
-            };
+        while let Some(leader) = self.leader_ref() {
             let Some((&zxid, outstanding)) = leader.outstanding.first_key_value() else {
                 break;
             };
