@@ -186,8 +186,11 @@ impl Core {
                 .deadline()
                 .unwrap_or_else(|| tokio::time::Instant::now() + Duration::from_secs(3600));
             tokio::select! {
-                // Messages first: a tick must not expire a session whose ping is queued.
+                // ZAB's timers first, so a flood of client messages never delays a ping or
+                // the detection of a dead peer; then messages (a tick must not expire a
+                // session whose ping is queued).
                 biased;
+                _ = tokio::time::sleep_until(zab_deadline) => self.zab_timeout(),
                 msg = rx.recv() => {
                     let Some(msg) = msg else { break };
                     self.handle(msg);
@@ -199,7 +202,6 @@ impl Core {
                         }
                     }
                 }
-                _ = tokio::time::sleep_until(zab_deadline) => self.zab_timeout(),
                 _ = ticker.tick() => self.on_tick(Instant::now()),
                 _ = reaper.tick() => self.reap(),
                 _ = &mut shutdown => break,
