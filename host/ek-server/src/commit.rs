@@ -44,7 +44,12 @@ impl Core {
             Origin::Client(conn) => Some((conn, WaitKey::Zxid(zxid), false)),
             Origin::Close(conn) => Some((conn, WaitKey::Zxid(zxid), true)),
             Origin::Handshake(_) | Origin::Expiry | Origin::Reaper => None,
-            Origin::Remote | Origin::Replicated => self.forwarded_waiter(&txn),
+            Origin::Remote | Origin::Replicated => {
+                if !self.forwarded.is_empty() {
+                    self.forwarded.remove(&(txn.session_id, txn.cxid));
+                }
+                self.forwarded_waiter(&txn)
+            }
         };
         let applied = match self.tree.apply(&txn) {
             Ok(applied) => applied,

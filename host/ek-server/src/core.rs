@@ -96,6 +96,8 @@ pub(crate) struct Core {
     pub(crate) pending_handshakes: HashMap<SessionId, ConnId>,
     /// Learner: sessions active since the last report to the leader.
     pub(crate) touched: HashSet<SessionId>,
+    /// Learner: forwarded requests whose txn has not been applied yet, by session and xid.
+    pub(crate) forwarded: HashSet<(SessionId, i32)>,
     pub(crate) conns: HashMap<ConnId, Client>,
     pub(crate) session_conn: HashMap<SessionId, ConnId>,
     pub(crate) pipeline: Pipeline,
@@ -147,6 +149,7 @@ impl Core {
             repl,
             pending_handshakes: HashMap::new(),
             touched: HashSet::new(),
+            forwarded: HashSet::new(),
             prep: Prep::new(),
             watches: WatchRegistry::new(),
             tracker,
@@ -380,7 +383,8 @@ impl Core {
     /// Backpressure: while the log is behind, clients' sockets are not read, so memory in
     /// flight stays bounded; the log drains the pipeline on its own and reading resumes.
     fn update_throttle(&self) {
-        let len = self.pipeline.len();
+        // A learner's forwarded writes count like a leader's proposals.
+        let len = self.pipeline.len() + self.forwarded.len();
         let bytes = self.pipeline.bytes();
         let paused = *self.throttle.borrow();
         let pause = len >= MAX_OUTSTANDING_PROPOSALS || bytes >= MAX_OUTSTANDING_BYTES;

@@ -87,6 +87,7 @@ impl Core {
         if !self.send_forward(&forward) {
             return self.reply_in_order(conn, xid, ErrorCode::ConnectionLoss, &Response::Empty);
         }
+        self.forwarded.insert((session, xid));
         if let Some(client) = self.conns.get_mut(&conn) {
             client.replies.push(Entry::Waiting {
                 zxid: None,
@@ -109,6 +110,7 @@ impl Core {
         if !self.send_forward(&Forward::Close { session, xid }) {
             return self.reply_in_order(conn, xid, ErrorCode::ConnectionLoss, &Response::Empty);
         }
+        self.forwarded.insert((session, xid));
         if let Some(client) = self.conns.get_mut(&conn) {
             client.replies.push(Entry::Waiting {
                 zxid: None,

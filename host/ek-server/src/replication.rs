@@ -655,6 +655,7 @@ impl Core {
             self.drop_conn(conn);
         }
         self.pending_handshakes.clear();
+        self.forwarded.clear();
         let _ = self.pipeline.take_through(Zxid(i64::MAX));
         self.repl.proposed_at.clear();
         self.repl.logged_at.clear();
