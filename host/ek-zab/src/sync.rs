@@ -118,7 +118,16 @@ impl Peer {
                 self.send(learner, Message::Commit { session, zxid });
             }
         }
-        self.send(learner, Message::NewLeader { session, epoch });
+        let stream_last = self.log.range(start, last).last().map_or(start, |e| e.zxid);
+        self.send(
+            learner,
+            Message::NewLeader {
+                session,
+                epoch,
+                last: stream_last,
+                committed: commit_upto.min(stream_last),
+            },
+        );
         if let Some(handle) = self
             .leader_mut()
             .and_then(|leader| leader.learners.get_mut(&learner))
@@ -286,7 +295,13 @@ impl Peer {
                     learner.sync.commit = learner.sync.commit.max(zxid);
                 }
             }
-            Message::NewLeader { epoch, .. } => {
+            Message::NewLeader {
+                epoch,
+                last,
+                committed,
+                ..
+            } => {
+                let stream_last = self.learner_stream_last();
                 let Some(learner) = self.learner_mut() else {
                     return;
                 };
@@ -294,6 +309,13 @@ impl Peer {
                     self.become_looking("unexpected NEWLEADER");
                     return;
                 }
+                if stream_last != last {
+                    // Part of the stream never arrived: acknowledging would claim history
+                    // this learner does not hold (ZOOKEEPER-3911's class of bug).
+                    self.become_looking("sync stream incomplete at NEWLEADER");
+                    return;
+                }
+                learner.sync.commit = learner.sync.commit.max(committed);
                 learner.sync.newleader = NewLeaderStep::Received;
                 self.learner_finish_newleader();
             }

@@ -205,6 +205,12 @@ pub enum Message {
         session: u64,
         /// The new epoch.
         epoch: u32,
+        /// The last txn of the sync stream: a learner that did not receive it (a message
+        /// lost or reordered on a reconnecting link) must not acknowledge the leader.
+        last: Zxid,
+        /// Every txn of the stream up to this one is committed (so a lost COMMIT of the
+        /// stream cannot leave part of it unlogged when the learner acknowledges).
+        committed: Zxid,
     },
     /// Learner → leader: ACK. `zxid == (epoch, 0)` is the NEWLEADER-ACK; otherwise it is
     /// cumulative: the learner's log is durable up to and including `zxid`.
