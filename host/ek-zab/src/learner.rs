@@ -181,8 +181,22 @@ impl Peer {
         }
         learner.last_heard = now;
         let phase = learner.phase;
+        let observer = learner.observer;
         match (phase, msg) {
-            (_, Message::Ping { .. }) => {
+            (_, Message::Ping { zxid: proposed, .. }) => {
+                // The leader sent every proposal up to `proposed` before this ping, on the
+                // same FIFO link: if our log stops short, messages were lost in between
+                // (a link re-made mid-session), and an idle leader would never tell us.
+                // (A new epoch's leader reports `(epoch, first_counter)` before it proposes.)
+                let proposed_any = proposed.counter() > self.cfg.first_counter;
+                if phase == LearnerPhase::Broadcast
+                    && !observer
+                    && proposed_any
+                    && proposed > self.log.last()
+                {
+                    self.become_looking("missed proposals: the leader's ping is ahead of our log");
+                    return;
+                }
                 let zxid = self.durable;
                 self.send_to_leader(|session| Message::Ping { session, zxid });
             }
