@@ -371,7 +371,11 @@ impl Core {
                     tracing::warn!(from = from.0, %err, "dropping an undecodable peer message")
                 }
             },
-            Incoming::PeerUp(peer) => tracing::info!(peer = peer.0, "peer connected"),
+            Incoming::PeerUp(peer) => {
+                tracing::info!(peer = peer.0, "peer connected");
+                let now = self.repl.now();
+                self.repl.peer.handle_peer_connected(now, peer.0);
+            }
             Incoming::PeerDown(peer) => tracing::info!(peer = peer.0, "peer disconnected"),
             Incoming::Stream { .. } => {}
         }

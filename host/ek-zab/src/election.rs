@@ -299,6 +299,24 @@ impl Peer {
         }
     }
 
+    /// The transport (re)connected to `peer`. While looking, a voter gets our vote at once
+    /// and the resend backoff starts over: notifications sent while the link was down were
+    /// lost, and waiting out a doubled timeout would delay the election for nothing.
+    pub(crate) fn election_on_peer_connected(&mut self, peer: ServerId) {
+        if !self.cfg.is_voter(peer) || peer == self.cfg.id {
+            return;
+        }
+        let now = self.now;
+        let min_ms = self.cfg.notification_timeout_ms_min;
+        let Some(election) = self.election() else {
+            return;
+        };
+        election.timeout_ms = min_ms;
+        election.resend_at = election.resend_at.min(now.plus_ms(min_ms));
+        let msg = self.my_notification();
+        self.send(peer, msg);
+    }
+
     pub(crate) fn election_on_timeout(&mut self) {
         let now = self.now;
         let Some(election) = self.election() else {

@@ -186,6 +186,16 @@ impl Peer {
         self.deliver();
     }
 
+    /// The transport (re)connected to `peer` (optional input: it only speeds up elections
+    /// after a peer starts or a link heals).
+    pub fn handle_peer_connected(&mut self, now: Time, peer: ServerId) {
+        self.advance(now);
+        if matches!(self.role, RoleState::Looking(_)) {
+            self.election_on_peer_connected(peer);
+        }
+        self.deliver();
+    }
+
     /// Every storage request up to and including `id` is durable.
     pub fn handle_persisted(&mut self, id: PersistId) {
         let mut progressed = false;
