@@ -47,6 +47,9 @@ impl Default for LogSettings {
 
 const DEFAULT_LOG_LEVEL: &str = "info";
 
+/// Most runtime worker threads accepted.
+const WORKER_THREADS_MAX: u32 = 64;
+
 /// Smallest `max_frame_bytes` accepted: a frame must hold a connect request and a path.
 const FRAME_BYTES_MIN: u32 = 1024;
 
@@ -68,6 +71,7 @@ struct FileConfig {
     max_client_connections: Option<u32>,
     super_digest: Option<String>,
     node_id: Option<u64>,
+    worker_threads: Option<u32>,
     log: Option<FileLog>,
     ensemble: Option<ensemble::FileEnsemble>,
 }
@@ -223,6 +227,7 @@ fn resolve(
             .unwrap_or(defaults.max_client_connections),
         super_digest: file.super_digest.or(defaults.super_digest),
         node_id: file.node_id.unwrap_or(defaults.node_id),
+        worker_threads: file.worker_threads.unwrap_or(defaults.worker_threads),
         ensemble: None,
     };
     validate(&config)?;
@@ -245,6 +250,12 @@ fn resolve_log(file: FileLog) -> Result<LogSettings, KeyError> {
 
 /// The checks that need more than one key or more than the type.
 fn validate(config: &ek_server::Config) -> Result<(), KeyError> {
+    if !(1..=WORKER_THREADS_MAX).contains(&config.worker_threads) {
+        return Err(KeyError::new(
+            "worker_threads",
+            format!("must be between 1 and {WORKER_THREADS_MAX}"),
+        ));
+    }
     if config.data_dir.as_os_str().is_empty() {
         return Err(KeyError::new("data_dir", "must not be empty"));
     }

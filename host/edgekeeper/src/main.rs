@@ -19,7 +19,7 @@ use clap::Parser;
 
 use crate::config::LogFormat;
 
-/// Worker threads of the tokio runtime: edge boxes are small.
+/// Worker threads of the tokio runtime of `ctl` and `bench` (a node uses `worker_threads`).
 const WORKER_THREADS: usize = 2;
 
 /// edgekeeper: a ZooKeeper-compatible coordination service for edge clusters.
@@ -82,8 +82,12 @@ fn main() -> ExitCode {
 }
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    runtime_with(WORKER_THREADS)
+}
+
+fn runtime_with(workers: usize) -> anyhow::Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(WORKER_THREADS)
+        .worker_threads(workers.max(1))
         .enable_all()
         .build()
         .context("cannot start the tokio runtime")
@@ -109,7 +113,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         admin_addr = %config.admin_addr,
         "edgekeeper starting"
     );
-    let runtime = runtime()?;
+    let runtime = runtime_with(config.worker_threads as usize)?;
     runtime.block_on(ek_server::run(config, shutdown_signal()))?;
     tracing::info!("edgekeeper stopped");
     Ok(())

@@ -35,6 +35,10 @@ pub struct Config {
     pub super_digest: Option<String>,
     /// This node's id (1 for a standalone node).
     pub node_id: u64,
+    /// Worker threads of the node's async runtime (the binary sizes its runtime with it).
+    /// One keeps every task of the node on one thread, which on a small box shared with
+    /// other processes avoids cross-thread wake-ups; the txn log has its own thread.
+    pub worker_threads: u32,
     /// The replicated ensemble this node belongs to; `None` runs a standalone node (an
     /// ensemble of one voter, with no peer transport).
     pub ensemble: Option<Ensemble>,
@@ -124,6 +128,7 @@ impl Default for Config {
             max_client_connections: 60,
             super_digest: None,
             node_id: 1,
+            worker_threads: 1,
             ensemble: None,
         }
     }

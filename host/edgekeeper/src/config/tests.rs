@@ -111,6 +111,7 @@ fn each_key_overrides_its_default() {
         max_client_connections: 0,
         super_digest: Some("super:D/InIHSb7yEEbrWz8b9l71RjZJU=".to_owned()),
         node_id: 3,
+        worker_threads: 1,
         ensemble: None,
     };
     assert_eq!(config, expected);
@@ -298,6 +299,16 @@ fn bad_numbers_are_named() {
         "must be > 0",
     );
     check_err("node_id = 0", "node_id", "must be > 0");
+    check_err(
+        "worker_threads = 0",
+        "worker_threads",
+        "must be between 1 and 64",
+    );
+    check_err(
+        "worker_threads = 65",
+        "worker_threads",
+        "must be between 1 and 64",
+    );
     check_err("data_dir = \"\"", "data_dir", "must not be empty");
 }
 
