@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 
 use zookeeper_client as zk;
 
-use crate::harness::{bounded, client, deadline, wait_until, Flavor, Server, WAIT};
+use crate::harness::{bounded, client, deadline, files_in, wait_until, Flavor, Server, WAIT};
 
 const OPEN: &zk::CreateOptions<'static> =
     &zk::CreateMode::Persistent.with_acls(zk::Acls::anyone_all());
@@ -185,23 +185,6 @@ async fn assert_all_present(server: &Server, acked: &[String]) {
     assert!(children.len() >= acked.len());
     assert!(children.iter().all(|child| child.starts_with('w')));
     zk.create("/crash/after", b"", OPEN).await.unwrap();
-}
-
-fn files_in(dir: &std::path::Path, prefix: &str) -> Vec<std::path::PathBuf> {
-    let mut files: Vec<_> = std::fs::read_dir(dir)
-        .map(|entries| {
-            entries
-                .filter_map(Result::ok)
-                .map(|entry| entry.path())
-                .filter(|path| {
-                    path.file_name()
-                        .is_some_and(|name| name.to_string_lossy().starts_with(prefix))
-                })
-                .collect()
-        })
-        .unwrap_or_default();
-    files.sort();
-    files
 }
 
 /// Creates `count` nodes `<prefix><n>`, kills the server and returns its newest log

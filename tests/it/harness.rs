@@ -479,3 +479,21 @@ pub(crate) async fn deadline(body: impl std::future::Future<Output = ()>) {
         panic!("test did not finish within {TEST_DEADLINE:?}: a request got no reply?");
     }
 }
+
+/// Files in `dir` whose names start with `prefix`, sorted (none if `dir` is unreadable).
+pub(crate) fn files_in(dir: &Path, prefix: &str) -> Vec<PathBuf> {
+    let mut files: Vec<_> = fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .filter_map(Result::ok)
+                .map(|entry| entry.path())
+                .filter(|path| {
+                    path.file_name()
+                        .is_some_and(|name| name.to_string_lossy().starts_with(prefix))
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    files.sort();
+    files
+}

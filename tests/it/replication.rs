@@ -7,6 +7,7 @@ use ek_log::{Log, LogOptions, WriterHooks};
 use ek_types::{Txn, TxnBody, Zxid};
 
 use crate::cluster::{bounded_test, turn, Cluster, Mode, Spec};
+use crate::harness::files_in;
 use crate::load::{assert_acked_on, create_all, read_at, within, OPEN};
 use crate::proxy::NodeId;
 
@@ -371,22 +372,4 @@ fn tamper_last_set_data(data_dir: &std::path::Path) {
     writer.sync().expect("sync the tampered txn");
     drop(writer);
     drop(log);
-}
-
-/// Files in `dir` whose names start with `prefix`, sorted.
-fn files_in(dir: &std::path::Path, prefix: &str) -> Vec<std::path::PathBuf> {
-    let mut files: Vec<_> = std::fs::read_dir(dir)
-        .map(|entries| {
-            entries
-                .filter_map(Result::ok)
-                .map(|entry| entry.path())
-                .filter(|path| {
-                    path.file_name()
-                        .is_some_and(|name| name.to_string_lossy().starts_with(prefix))
-                })
-                .collect()
-        })
-        .unwrap_or_default();
-    files.sort();
-    files
 }

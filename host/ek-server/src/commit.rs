@@ -57,7 +57,7 @@ impl Core {
                 // Prep validated this txn against the same state, so this is a bug or a
                 // corrupt tree: refuse to serve divergent data.
                 self.prep.applied(zxid);
-                self.answer(waiter, zxid, Err(ErrorCode::SystemError));
+                self.answer(waiter, Err(ErrorCode::SystemError));
                 self.diverge(&format!("committed txn {zxid} does not apply: {err}"));
                 return;
             }
@@ -101,13 +101,13 @@ impl Core {
                 } else {
                     Err(*code)
                 };
-                self.answer(waiter, zxid, result);
+                self.answer(waiter, result);
                 return;
             }
             _ => {}
         }
         let is_multi = matches!(txn.body, TxnBody::Multi(_));
-        self.answer(waiter, zxid, Ok((is_multi, applied.results)));
+        self.answer(waiter, Ok((is_multi, applied.results)));
     }
 
     /// Writes a watch notification (xid -1) to a connection, ahead of any reply that
@@ -131,7 +131,6 @@ impl Core {
     fn answer(
         &mut self,
         waiter: Option<(ConnId, WaitKey, bool)>,
-        _zxid: Zxid,
         result: Result<(bool, Vec<OpResult>), ErrorCode>,
     ) {
         let Some((conn, key, close_after)) = waiter else {

@@ -11,10 +11,10 @@ use crate::core::{now_ms, Core};
 use crate::pipeline::Origin;
 use crate::replication::SyncWaiter;
 use crate::replies::Entry;
-use crate::requests::WriteKind;
+use crate::requests::{prep_write, PrepFailure, WriteKind};
 use ek_jute::Response;
 use ek_tree::{Caller, PrepContext};
-use ek_types::{ErrorCode, Id, OpCode, SessionId, Txn, TxnBody, WriteOp};
+use ek_types::{ErrorCode, Id, OpCode, SessionId, Txn, TxnBody};
 use ek_zab::ServerId;
 use serde::{Deserialize, Serialize};
 use std::time::Instant;
@@ -28,8 +28,7 @@ pub(crate) enum Forward {
         xid: i32,
         /// The connection's authenticated ids, for ACL checks.
         ids: Vec<Id>,
-        ops: Vec<WriteOp>,
-        multi: bool,
+        kind: WriteKind,
     },
     /// A client's closeSession.
     Close { session: SessionId, xid: i32 },
@@ -72,17 +71,12 @@ impl Core {
             return;
         };
         let ids = client.ids.clone();
-        let (ops, multi) = match kind {
-            WriteKind::Single(op) => (vec![op], false),
-            WriteKind::Multi(ops) => (ops, true),
-        };
-        let opcodes = ops.iter().map(WriteOp::opcode).collect();
+        let opcodes = kind.opcodes();
         let forward = Forward::Write {
             session,
             xid,
             ids,
-            ops,
-            multi,
+            kind,
         };
         if !self.send_forward(&forward) {
             return self.reply_in_order(conn, xid, ErrorCode::ConnectionLoss, &Response::Empty);
@@ -191,7 +185,7 @@ impl Core {
             }
             Forward::Close { session, xid } => {
                 if !self.tracker.is_live(session) {
-                    self.propose_error(session, xid, ErrorCode::Ok, Vec::new(), false);
+                    self.propose_error(session, xid, ErrorCode::Ok, Vec::new());
                     return;
                 }
                 self.propose_close_session(session, xid, Origin::Remote);
@@ -200,29 +194,21 @@ impl Core {
                 session,
                 xid,
                 ids,
-                ops,
-                multi,
+                kind,
             } => {
                 self.tracker.touch(session, now);
-                self.remote_write(session, xid, &ids, ops, multi);
+                self.remote_write(session, xid, &ids, &kind);
             }
         }
     }
 
     /// Leader: preps a forwarded write and proposes its txn, or an error txn.
-    fn remote_write(
-        &mut self,
-        session: SessionId,
-        xid: i32,
-        ids: &[Id],
-        ops: Vec<WriteOp>,
-        multi: bool,
-    ) {
+    fn remote_write(&mut self, session: SessionId, xid: i32, ids: &[Id], kind: &WriteKind) {
         if !self.tracker.is_live(session) {
-            return self.propose_error(session, xid, ErrorCode::SessionExpired, Vec::new(), multi);
+            return self.propose_error(session, xid, ErrorCode::SessionExpired, Vec::new());
         }
-        if multi && ops.is_empty() {
-            return self.propose_error(session, xid, ErrorCode::Ok, Vec::new(), true);
+        if matches!(kind, WriteKind::Multi(ops) if ops.is_empty()) {
+            return self.propose_error(session, xid, ErrorCode::Ok, Vec::new());
         }
         let Ok(zxid) = self.next_zxid() else {
             return;
@@ -237,22 +223,16 @@ impl Core {
             session_id: session,
             ids,
         };
-        let prepped = if multi {
-            self.prep
-                .multi(&self.tree, &caller, &ops, &ctx)
-                .map_err(|results| (ErrorCode::Ok, results))
-        } else {
-            match ops.first() {
-                Some(op) => self
-                    .prep
-                    .write(&self.tree, &caller, op, &ctx)
-                    .map_err(|code| (code, Vec::new())),
-                None => Err((ErrorCode::MarshallingError, Vec::new())),
-            }
-        };
-        let body = match prepped {
+        let body = match prep_write(&mut self.prep, &self.tree, &caller, kind, &ctx) {
             Ok(body) => body,
-            Err((code, results)) => TxnBody::Error { code, results },
+            Err(PrepFailure::Single(code)) => TxnBody::Error {
+                code,
+                results: Vec::new(),
+            },
+            Err(PrepFailure::Multi(results)) => TxnBody::Error {
+                code: ErrorCode::Ok,
+                results,
+            },
         };
         let txn = Txn {
             zxid,
@@ -265,14 +245,14 @@ impl Core {
         self.propose(txn, Origin::Remote);
     }
 
-    /// Leader: a refused forwarded request takes its place in the order as an error txn.
+    /// Leader: a refused forwarded request takes its place in the order as an error txn
+    /// (`code` Ok with `results` for a failed multi).
     fn propose_error(
         &mut self,
         session: SessionId,
         xid: i32,
         code: ErrorCode,
         results: Vec<ek_types::OpResult>,
-        _multi: bool,
     ) {
         let Ok(zxid) = self.next_zxid() else {
             return;

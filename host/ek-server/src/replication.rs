@@ -743,7 +743,7 @@ impl Core {
 
     fn publish_zab(&self) {
         let peer = &self.repl.peer;
-        let (voters, observers) = self.repl.members();
+        let (voters, observers) = (self.repl.voters, self.repl.observers);
         let state = if !peer.is_established() || self.repl.diverged {
             ek_admin::ServerState::Looking
         } else if !self.repl.ensemble {
@@ -768,13 +768,6 @@ impl Core {
             synced_learners: peer.synced_learners().len() as u64,
             leader_id: peer.leader().unwrap_or(0),
         });
-    }
-}
-
-impl Replication {
-    /// (voters, observers) of the ensemble.
-    fn members(&self) -> (u64, u64) {
-        (self.voters, self.observers)
     }
 }
 

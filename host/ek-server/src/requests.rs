@@ -267,6 +267,9 @@ impl Core {
             time_ms,
             max_data_bytes: self.config.max_data_bytes as usize,
         };
+        if matches!(&kind, WriteKind::Multi(ops) if ops.is_empty()) {
+            return self.reply_in_order(conn, xid, ErrorCode::Ok, &Response::Multi(&[]));
+        }
         let Some(client) = self.conns.get(&conn) else {
             return;
         };
@@ -274,19 +277,7 @@ impl Core {
             session_id: session,
             ids: &client.ids,
         };
-        let prepped = match &kind {
-            WriteKind::Single(op) => self
-                .prep
-                .write(&self.tree, &caller, op, &ctx)
-                .map_err(PrepFailure::Single),
-            WriteKind::Multi(ops) if ops.is_empty() => {
-                return self.reply_in_order(conn, xid, ErrorCode::Ok, &Response::Multi(&[]));
-            }
-            WriteKind::Multi(ops) => self
-                .prep
-                .multi(&self.tree, &caller, ops, &ctx)
-                .map_err(PrepFailure::Multi),
-        };
+        let prepped = prep_write(&mut self.prep, &self.tree, &caller, &kind, &ctx);
         let body = match prepped {
             Ok(body) => body,
             Err(PrepFailure::Single(err)) => {
@@ -304,10 +295,7 @@ impl Core {
             body,
             digest: None,
         };
-        let opcodes = match &kind {
-            WriteKind::Single(op) => vec![op.opcode()],
-            WriteKind::Multi(ops) => ops.iter().map(WriteOp::opcode).collect(),
-        };
+        let opcodes = kind.opcodes();
         if let Some(client) = self.conns.get_mut(&conn) {
             client.replies.push(Entry::Waiting {
                 zxid: Some(zxid),
@@ -478,12 +466,43 @@ fn chunk_paths(paths: std::collections::BTreeSet<String>) -> Vec<Vec<String>> {
     chunks
 }
 
+/// A client write as the leader preps it; learners forward it as is.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
 pub(crate) enum WriteKind {
     Single(WriteOp),
     Multi(Vec<WriteOp>),
 }
 
-enum PrepFailure {
+impl WriteKind {
+    /// The opcode of each op: a create's reply record depends on it.
+    pub(crate) fn opcodes(&self) -> Vec<OpCode> {
+        match self {
+            WriteKind::Single(op) => vec![op.opcode()],
+            WriteKind::Multi(ops) => ops.iter().map(WriteOp::opcode).collect(),
+        }
+    }
+}
+
+/// Why prep refused a write: a single op's error, or a multi's per-op results.
+pub(crate) enum PrepFailure {
     Single(ErrorCode),
     Multi(Vec<ek_types::OpResult>),
+}
+
+/// Preps a write (a non-empty multi, or a single op) against the tree and pending changes.
+pub(crate) fn prep_write(
+    prep: &mut ek_tree::Prep,
+    tree: &ek_tree::DataTree,
+    caller: &Caller<'_>,
+    kind: &WriteKind,
+    ctx: &PrepContext,
+) -> Result<TxnBody, PrepFailure> {
+    match kind {
+        WriteKind::Single(op) => prep
+            .write(tree, caller, op, ctx)
+            .map_err(PrepFailure::Single),
+        WriteKind::Multi(ops) => prep
+            .multi(tree, caller, ops, ctx)
+            .map_err(PrepFailure::Multi),
+    }
 }
