@@ -18,5 +18,5 @@ mod expo;
 
 pub use http::{serve, serve_with_config, AdminConfig, AdminState, RefreshHook};
 pub use metrics::{
-    Gauges, LatencySummary, Metrics, ServerState, SyncKind, ZabGauges, CONTENT_TYPE,
+    ExtraRenderer, Gauges, LatencySummary, Metrics, ServerState, SyncKind, ZabGauges, CONTENT_TYPE,
 };

@@ -232,7 +232,21 @@ pub struct Metrics {
     snapshot_duration: Histogram,
 
     zab: ZabMetrics,
+    /// Series rendered by embedders (the plugin host), appended after the node's own.
+    extra: Extra,
 }
+
+#[derive(Default)]
+struct Extra(std::sync::Mutex<Vec<ExtraRenderer>>);
+
+impl fmt::Debug for Extra {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Extra")
+    }
+}
+
+/// Appends Prometheus text for series the node does not own.
+pub type ExtraRenderer = Box<dyn Fn(&mut String) + Send + Sync>;
 
 impl Default for Metrics {
     fn default() -> Metrics {
@@ -265,6 +279,15 @@ impl Metrics {
             fsync_latency: Histogram::new(LATENCY_BOUNDS_NS),
             snapshot_duration: Histogram::new(SNAPSHOT_BOUNDS_NS),
             zab: ZabMetrics::new(),
+            extra: Extra::default(),
+        }
+    }
+
+    /// Adds `render`, called on every `/metrics` request to append series of its own
+    /// (complete Prometheus text: HELP, TYPE and samples).
+    pub fn add_renderer(&self, render: ExtraRenderer) {
+        if let Ok(mut extra) = self.extra.0.lock() {
+            extra.push(render);
         }
     }
 
@@ -441,6 +464,11 @@ impl Metrics {
         let mut out = String::with_capacity(16 * 1024);
         self.render_into(&mut out)
             .expect("formatting into a String never fails");
+        if let Ok(extra) = self.extra.0.lock() {
+            for render in extra.iter() {
+                render(&mut out);
+            }
+        }
         out
     }
 

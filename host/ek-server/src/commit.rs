@@ -71,6 +71,9 @@ impl Core {
         for (watcher, event) in fired {
             self.notify(ConnId(watcher.0), &event);
         }
+        if !self.subscribers.is_empty() {
+            self.publish_changes(zxid, &applied.events);
+        }
         match &txn.body {
             TxnBody::CloseSession { .. } => {
                 self.tracker.remove(txn.session_id);

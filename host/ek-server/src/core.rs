@@ -81,6 +81,8 @@ pub(crate) enum CoreMsg {
     LogFailed(String),
     /// A snapshot finished (or failed).
     SnapshotDone(Result<SnapshotJob, String>),
+    /// An in-process client's read, subscription or identity.
+    Local(crate::local::LocalMsg),
 }
 
 pub(crate) struct Core {
@@ -112,6 +114,8 @@ pub(crate) struct Core {
     pub(crate) core_tx: mpsc::UnboundedSender<CoreMsg>,
     /// True while connections must not read more requests (the pipeline is full).
     pub(crate) throttle: watch::Sender<bool>,
+    /// In-process subscribers to committed changes.
+    pub(crate) subscribers: Vec<crate::local::Subscriber>,
 }
 
 /// Wall-clock time in ms since the Unix epoch, as the leader stamps into txns.
@@ -165,6 +169,7 @@ impl Core {
             snapshots,
             core_tx,
             throttle,
+            subscribers: Vec::new(),
             tree,
             config,
         }
@@ -245,6 +250,7 @@ impl Core {
             CoreMsg::SnapshotStaged { from, zxid, path } => self.snapshot_staged(from, zxid, path),
             CoreMsg::LogFailed(reason) => self.log_failed(&reason),
             CoreMsg::SnapshotDone(result) => self.snapshot_done(result),
+            CoreMsg::Local(msg) => self.handle_local(msg),
         }
     }
 

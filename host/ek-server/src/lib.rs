@@ -14,6 +14,7 @@ mod core;
 mod forward;
 mod fourlw;
 mod handshake;
+mod local;
 mod pipeline;
 mod reads;
 mod replication;
@@ -23,6 +24,10 @@ mod session;
 mod storage;
 
 pub use config::{Config, Ensemble, Member, MemberRole};
+pub use local::{
+    under_prefix, Change, ChangeBatch, ChangeKind, LocalError, LocalRead, LocalReadResult,
+    LocalSession, NodeHandle, ServerState, Subscription,
+};
 
 use crate::client::ConnId;
 use crate::core::{Core, CoreMsg};
@@ -69,6 +74,17 @@ pub enum ServerError {
 pub async fn run(
     config: Config,
     shutdown: impl Future<Output = ()> + Send,
+) -> Result<(), ServerError> {
+    run_with(config, shutdown, |_| ()).await
+}
+
+/// As [`run`], and hands `attach` a [`NodeHandle`] for in-process clients (the plugin host,
+/// controllers) once the node's core is running. The handle stops working when the node
+/// stops.
+pub async fn run_with(
+    config: Config,
+    shutdown: impl Future<Output = ()> + Send,
+    attach: impl FnOnce(NodeHandle),
 ) -> Result<(), ServerError> {
     let started = Instant::now();
     let metrics = Arc::new(ek_admin::Metrics::new());
@@ -125,6 +141,11 @@ pub async fn run(
     );
     let (core_stop_tx, core_stop_rx) = oneshot::channel();
     let core_task = tokio::spawn(core.run(core_rx, core_stop_rx));
+    attach(NodeHandle::new(
+        core_tx.clone(),
+        metrics.clone(),
+        config.node_id,
+    ));
     tracing::info!(
         client = %config.client_addr,
         admin = %config.admin_addr,

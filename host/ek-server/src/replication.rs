@@ -535,6 +535,7 @@ impl Core {
         let _ = std::fs::remove_file(&path);
         tracing::info!(%zxid, from, znodes = tree.node_count(), "installed a snapshot from the leader");
         self.tree = tree;
+        self.reset_subscribers();
         self.prep.clear();
         self.snapshots.txns_since = 0;
         self.repl.reset_digests(&self.tree);
