@@ -1,0 +1,72 @@
+//! The wasmtime host for edgekeeper plugins: manifests, install-time checks (world,
+//! exports, imports, WIT version, sha256), compilation with an on-disk cache, sandboxed
+//! calls (epoch deadlines, memory caps, a deny-all WASI), the failure policy, per-plugin
+//! metrics, and the fixture runner behind `edgekeeper plugin test`.
+//!
+//! This crate knows nothing of the node: plugins read through [`HostEnv`] and their
+//! writes come back as [`TxnOp`]s for the caller to submit.
+
+mod bindings;
+pub mod fixture;
+mod host;
+mod manifest;
+mod plugin;
+mod runtime;
+mod types;
+
+pub use host::{HostEnv, MAX_OP_BYTES, MAX_TXN_BYTES, MAX_TXN_OPS};
+pub use manifest::{
+    check_path, check_wit_version, under_prefix, FileGrant, Limits, Manifest, ManifestError,
+    Placement, World, WIT_VERSION,
+};
+pub use plugin::{
+    render_prometheus, CallError, CallOutput, Plugin, PluginStats, PluginStatus, SUSPEND_AFTER,
+};
+pub use runtime::{sha256_hex, Loaded, Runtime, RuntimeConfig};
+pub use types::{
+    Change, ChangeBatch, ChangeKind, CreateMode, Decision, Endpoint, Level, Metric, PastDecision,
+    Pod, PodValue, ServiceRecord, Stat, TargetKind, TreeError, TxnOp, Workload,
+};
+
+/// Why a plugin could not be loaded.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PluginError {
+    /// The engine could not be made.
+    #[error("engine: {0}")]
+    Engine(String),
+    /// The manifest is invalid.
+    #[error("manifest: {0}")]
+    Manifest(String),
+    /// The bytes are not the ones the manifest names.
+    #[error("the manifest says sha256 {manifest} but the component has sha256 {actual}")]
+    Hash {
+        /// What the manifest says.
+        manifest: String,
+        /// What the bytes hash to.
+        actual: String,
+    },
+    /// Not a component.
+    #[error("not a component: {0}")]
+    NotAComponent(String),
+    /// Cranelift refused it.
+    #[error("cannot compile: {0}")]
+    Compile(String),
+    /// It does not implement the manifest's world.
+    #[error("wrong world: {0}")]
+    WrongWorld(String),
+    /// It imports something plugins may not have.
+    #[error("import refused: {0}")]
+    Import(String),
+    /// It targets a WIT version this host does not offer.
+    #[error("WIT version mismatch: {0}")]
+    WitVersion(String),
+    /// Its imports could not be linked.
+    #[error("cannot link: {0}")]
+    Link(String),
+    /// It failed to instantiate.
+    #[error("{0}")]
+    Instantiate(String),
+    /// A directory grant could not be opened.
+    #[error("{0}")]
+    Grant(String),
+}
