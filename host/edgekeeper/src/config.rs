@@ -74,6 +74,102 @@ struct FileConfig {
     worker_threads: Option<u32>,
     log: Option<FileLog>,
     ensemble: Option<ensemble::FileEnsemble>,
+    plugins: Option<FilePlugins>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FilePlugins {
+    enabled: Option<bool>,
+    cache_dir: Option<PathBuf>,
+    scaling_interval_ms: Option<u64>,
+    registrar_interval_ms: Option<u64>,
+    max_call_timeout_ms: Option<u64>,
+    #[serde(default)]
+    sources: Vec<FileSource>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileSource {
+    name: String,
+    file: PathBuf,
+}
+
+/// The `[plugins]` table: the plugin host and the controllers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct PluginSettings {
+    /// Run the plugin manager, the scaling and registrar loops and membership.
+    pub(crate) enabled: bool,
+    /// Compiled plugins; default `<data_dir>/plugin-cache`.
+    pub(crate) cache_dir: Option<PathBuf>,
+    pub(crate) scaling_interval_ms: u64,
+    pub(crate) registrar_interval_ms: u64,
+    pub(crate) max_call_timeout_ms: u64,
+    /// Static service-record sources: (name, file).
+    pub(crate) sources: Vec<(String, PathBuf)>,
+}
+
+impl Default for PluginSettings {
+    fn default() -> PluginSettings {
+        PluginSettings {
+            enabled: true,
+            cache_dir: None,
+            scaling_interval_ms: 15_000,
+            registrar_interval_ms: 10_000,
+            max_call_timeout_ms: 10_000,
+            sources: Vec::new(),
+        }
+    }
+}
+
+fn resolve_plugins(file: FilePlugins, config_dir: &Path) -> Result<PluginSettings, KeyError> {
+    let defaults = PluginSettings::default();
+    let settings = PluginSettings {
+        enabled: file.enabled.unwrap_or(defaults.enabled),
+        cache_dir: file.cache_dir.map(|dir| config_dir.join(dir)),
+        scaling_interval_ms: file
+            .scaling_interval_ms
+            .unwrap_or(defaults.scaling_interval_ms),
+        registrar_interval_ms: file
+            .registrar_interval_ms
+            .unwrap_or(defaults.registrar_interval_ms),
+        max_call_timeout_ms: file
+            .max_call_timeout_ms
+            .unwrap_or(defaults.max_call_timeout_ms),
+        sources: file
+            .sources
+            .into_iter()
+            .map(|source| (source.name, config_dir.join(source.file)))
+            .collect(),
+    };
+    for (key, value) in [
+        ("plugins.scaling_interval_ms", settings.scaling_interval_ms),
+        (
+            "plugins.registrar_interval_ms",
+            settings.registrar_interval_ms,
+        ),
+    ] {
+        if value < 100 {
+            return Err(KeyError::new(key, "must be >= 100"));
+        }
+    }
+    if !(10..=60_000).contains(&settings.max_call_timeout_ms) {
+        return Err(KeyError::new(
+            "plugins.max_call_timeout_ms",
+            "must be between 10 and 60000",
+        ));
+    }
+    let mut names = std::collections::HashSet::new();
+    for (i, (name, _)) in settings.sources.iter().enumerate() {
+        if name.is_empty() || !names.insert(name.clone()) {
+            return Err(KeyError::new(
+                format!("plugins.sources[{i}].name"),
+                "must be non-empty and unique",
+            ));
+        }
+    }
+    Ok(settings)
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -101,9 +197,15 @@ impl KeyError {
 }
 
 /// Reads and validates the config file at `path`; with `None`, returns the defaults.
-pub(crate) fn load(path: Option<&Path>) -> anyhow::Result<(ek_server::Config, LogSettings)> {
+pub(crate) fn load(
+    path: Option<&Path>,
+) -> anyhow::Result<(ek_server::Config, LogSettings, PluginSettings)> {
     let Some(path) = path else {
-        return Ok((ek_server::Config::default(), LogSettings::default()));
+        return Ok((
+            ek_server::Config::default(),
+            LogSettings::default(),
+            PluginSettings::default(),
+        ));
     };
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("config {}: cannot read", path.display()))?;
@@ -112,7 +214,10 @@ pub(crate) fn load(path: Option<&Path>) -> anyhow::Result<(ek_server::Config, Lo
 
 /// Parses and validates config `text`; `origin` names the file in error messages, and
 /// relative TLS paths in `[ensemble]` are relative to its directory.
-pub(crate) fn parse(text: &str, origin: &Path) -> anyhow::Result<(ek_server::Config, LogSettings)> {
+pub(crate) fn parse(
+    text: &str,
+    origin: &Path,
+) -> anyhow::Result<(ek_server::Config, LogSettings, PluginSettings)> {
     let file = deserialize(text)
         .map_err(|message| anyhow::anyhow!("config {}: {message}", origin.display()))?;
     let config_dir = origin.parent().unwrap_or(Path::new(""));
@@ -194,7 +299,7 @@ fn line_column(text: &str, offset: usize) -> (usize, usize) {
 fn resolve(
     file: FileConfig,
     config_dir: &Path,
-) -> Result<(ek_server::Config, LogSettings), KeyError> {
+) -> Result<(ek_server::Config, LogSettings, PluginSettings), KeyError> {
     let defaults = ek_server::Config::default();
     let tick_ms = file.tick_ms.unwrap_or(defaults.tick_ms);
     if tick_ms == 0 {
@@ -236,7 +341,8 @@ fn resolve(
         .map(|table| ensemble::resolve(table, file.node_id, config_dir))
         .transpose()?;
     let log = resolve_log(file.log.unwrap_or_default())?;
-    Ok((config, log))
+    let plugins = resolve_plugins(file.plugins.unwrap_or_default(), config_dir)?;
+    Ok((config, log, plugins))
 }
 
 fn resolve_log(file: FileLog) -> Result<LogSettings, KeyError> {

@@ -115,7 +115,7 @@ pub(crate) async fn run(args: CtlArgs) -> anyhow::Result<()> {
     result
 }
 
-async fn connect(server: &str, timeout: Duration) -> anyhow::Result<zk::Client> {
+pub(crate) async fn connect(server: &str, timeout: Duration) -> anyhow::Result<zk::Client> {
     let connector = zk::Client::connector()
         .with_session_timeout(timeout)
         .with_fail_eagerly();
@@ -130,7 +130,7 @@ async fn connect(server: &str, timeout: Duration) -> anyhow::Result<zk::Client> 
 }
 
 /// Waits briefly for the close request to reach the server, so ephemerals go at once.
-async fn close(state_watcher: &mut zk::StateWatcher) {
+pub(crate) async fn close(state_watcher: &mut zk::StateWatcher) {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(1);
     while !state_watcher.peek_state().is_terminated() {
         if tokio::time::timeout_at(deadline, state_watcher.changed())

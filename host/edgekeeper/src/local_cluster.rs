@@ -254,7 +254,7 @@ fn check_existing(dir: &Path, voters: u32, observers: u32) -> anyhow::Result<()>
         if !path.is_file() {
             continue;
         }
-        let (config, _) = config::load(Some(&path))
+        let (config, _, _) = config::load(Some(&path))
             .with_context(|| format!("{} holds a node config that does not load", dir.display()))?;
         let (found_voters, found_observers) = config.ensemble.as_ref().map_or((0, 0), |ensemble| {
             let voters = ensemble
@@ -423,7 +423,7 @@ fn render_config(node_dir: &Path, plans: &[NodePlan], plan: &NodePlan) -> anyhow
 fn read_node(dir: &Path, plan: &NodePlan) -> anyhow::Result<Node> {
     let node_dir = node_dir(dir, plan.id);
     let config_path = node_dir.join(CONFIG_FILE);
-    let (config, _) = config::load(Some(&config_path))?;
+    let (config, _, _) = config::load(Some(&config_path))?;
     let member = config
         .ensemble
         .as_ref()

@@ -1,5 +1,6 @@
-//! The `edgekeeper` binary: `serve` runs a node, `ctl` is a small zkCli, `certs` makes the
-//! cluster CA and node certificates, `local-cluster` runs an ensemble on one machine.
+//! The `edgekeeper` binary: `serve` runs a node (with its controllers and plugin host),
+//! `ctl` is a small zkCli, `certs` makes the cluster CA and node certificates,
+//! `local-cluster` runs an ensemble on one machine, `plugin` is the plugin tooling.
 //!
 //! This crate parses the command line and the config file, sets up logging and hands a
 //! validated `ek_server::Config` to `ek_server::run`. It never implements server behaviour
@@ -10,9 +11,11 @@ mod config;
 mod ctl;
 mod local_cluster;
 mod logging;
+mod plugin;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::Parser;
@@ -44,6 +47,9 @@ enum Command {
     /// Run an ensemble of N voters (and K observers) on this machine, one process per node,
     /// with its CA, certificates, configs and data under DIR.
     LocalCluster(local_cluster::LocalClusterArgs),
+    /// Build, test, install, list and remove Wasm plugins.
+    #[command(subcommand)]
+    Plugin(plugin::PluginCommand),
 }
 
 #[derive(Debug, clap::Args)]
@@ -71,6 +77,7 @@ fn main() -> ExitCode {
                 .map_err(anyhow::Error::from)
         }),
         Command::LocalCluster(args) => local_cluster::run(args),
+        Command::Plugin(command) => plugin::run(command),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -94,7 +101,7 @@ fn runtime_with(workers: usize) -> anyhow::Result<tokio::runtime::Runtime> {
 }
 
 fn serve(args: ServeArgs) -> anyhow::Result<()> {
-    let (config, mut log) = config::load(args.config.as_deref())?;
+    let (config, mut log, plugins) = config::load(args.config.as_deref())?;
     if let Some(format) = args.log_format {
         log.format = format;
     }
@@ -114,9 +121,54 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         "edgekeeper starting"
     );
     let runtime = runtime_with(config.worker_threads as usize)?;
-    runtime.block_on(ek_server::run(config, shutdown_signal()))?;
+    let control = plugins.enabled.then(|| control_config(&config, &plugins));
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let (done_tx, done_rx) = tokio::sync::oneshot::channel::<()>();
+    // On a signal the controllers stop first (their sessions close, so this node's
+    // ephemeral status and membership nodes go at once), then the node.
+    let shutdown = async move {
+        shutdown_signal().await;
+        let _ = stop_tx.send(true);
+        let _ = tokio::time::timeout(Duration::from_secs(3), done_rx).await;
+    };
+    runtime.block_on(ek_server::run_with(
+        config,
+        shutdown,
+        move |node| match control {
+            Some(control) => {
+                tokio::spawn(async move {
+                    ek_control::run(node, control, stop_rx).await;
+                    let _ = done_tx.send(());
+                });
+            }
+            None => drop(done_tx),
+        },
+    ))?;
     tracing::info!("edgekeeper stopped");
     Ok(())
+}
+
+fn control_config(
+    config: &ek_server::Config,
+    plugins: &config::PluginSettings,
+) -> ek_control::ControlConfig {
+    let mut control =
+        ek_control::ControlConfig::new(&config.data_dir, config.client_addr.to_string());
+    if let Some(dir) = &plugins.cache_dir {
+        control.cache_dir = dir.clone();
+    }
+    control.scaling_interval = Duration::from_millis(plugins.scaling_interval_ms);
+    control.registrar_interval = Duration::from_millis(plugins.registrar_interval_ms);
+    control.max_call_timeout = Duration::from_millis(plugins.max_call_timeout_ms);
+    control.sources = plugins
+        .sources
+        .iter()
+        .map(|(name, file)| ek_control::RecordSource {
+            name: name.clone(),
+            file: file.clone(),
+        })
+        .collect();
+    control
 }
 
 /// Completes on the first Ctrl-C (SIGINT) or SIGTERM.

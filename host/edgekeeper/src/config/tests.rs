@@ -1,11 +1,11 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-use super::{load, parse, LogFormat, LogSettings};
+use super::{load, parse, LogFormat, LogSettings, PluginSettings};
 
 const ORIGIN: &str = "/x/edgekeeper.toml";
 
-fn ok(text: &str) -> (ek_server::Config, LogSettings) {
+fn ok(text: &str) -> (ek_server::Config, LogSettings, PluginSettings) {
     match parse(text, Path::new(ORIGIN)) {
         Ok(parsed) => parsed,
         Err(error) => panic!("{text:?} should parse, got: {error:#}"),
@@ -35,7 +35,7 @@ fn check_err(text: &str, key: &str, reason: &str) {
 
 #[test]
 fn empty_file_gives_defaults() {
-    let (config, log) = ok("");
+    let (config, log, _) = ok("");
     assert_eq!(config, ek_server::Config::default());
     assert_eq!(
         log,
@@ -48,9 +48,10 @@ fn empty_file_gives_defaults() {
 
 #[test]
 fn no_file_gives_defaults() {
-    let (config, log) = load(None).unwrap();
+    let (config, log, plugins) = load(None).unwrap();
     assert_eq!(config, ek_server::Config::default());
     assert_eq!(log, LogSettings::default());
+    assert_eq!(plugins, PluginSettings::default());
 }
 
 #[test]
@@ -58,7 +59,7 @@ fn load_reads_a_file() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("edgekeeper.toml");
     std::fs::write(&path, "tick_ms = 500\n[log]\nformat = \"json\"\n").unwrap();
-    let (config, log) = load(Some(&path)).unwrap();
+    let (config, log, _) = load(Some(&path)).unwrap();
     assert_eq!(config.tick_ms, 500);
     assert_eq!(log.format, LogFormat::Json);
 }
@@ -76,7 +77,7 @@ fn load_names_a_missing_file() {
 
 #[test]
 fn each_key_overrides_its_default() {
-    let (config, log) = ok(r#"
+    let (config, log, _) = ok(r#"
         data_dir = "/var/lib/edgekeeper"
         client_addr = "127.0.0.1:12181"
         admin_addr = "[::1]:18080"
@@ -122,7 +123,7 @@ fn each_key_overrides_its_default() {
 #[test]
 fn one_key_leaves_the_others_at_default() {
     let defaults = ek_server::Config::default();
-    let (config, _) = ok("node_id = 9");
+    let (config, _, _) = ok("node_id = 9");
     assert_eq!(
         config,
         ek_server::Config {
@@ -130,7 +131,7 @@ fn one_key_leaves_the_others_at_default() {
             ..defaults.clone()
         }
     );
-    let (config, _) = ok("data_dir = \"d\"");
+    let (config, _, _) = ok("data_dir = \"d\"");
     assert_eq!(
         config,
         ek_server::Config {
@@ -138,7 +139,7 @@ fn one_key_leaves_the_others_at_default() {
             ..defaults
         }
     );
-    let (_, log) = ok("[log]\nlevel = \"warn\"");
+    let (_, log, _) = ok("[log]\nlevel = \"warn\"");
     assert_eq!(
         log,
         LogSettings {
@@ -150,17 +151,17 @@ fn one_key_leaves_the_others_at_default() {
 
 #[test]
 fn session_timeouts_follow_tick_ms() {
-    let (config, _) = ok("tick_ms = 100");
+    let (config, _, _) = ok("tick_ms = 100");
     assert_eq!(
         (config.min_session_timeout_ms, config.max_session_timeout_ms),
         (200, 2000)
     );
-    let (config, _) = ok("tick_ms = 100\nmin_session_timeout_ms = 1000");
+    let (config, _, _) = ok("tick_ms = 100\nmin_session_timeout_ms = 1000");
     assert_eq!(
         (config.min_session_timeout_ms, config.max_session_timeout_ms),
         (1000, 2000)
     );
-    let (config, _) = ok("tick_ms = 100\nmax_session_timeout_ms = 900");
+    let (config, _, _) = ok("tick_ms = 100\nmax_session_timeout_ms = 900");
     assert_eq!(
         (config.min_session_timeout_ms, config.max_session_timeout_ms),
         (200, 900)
@@ -170,7 +171,7 @@ fn session_timeouts_follow_tick_ms() {
 #[test]
 fn max_data_bytes_may_exceed_max_frame_bytes() {
     // ZooKeeper's own defaults have this shape; the frame limit then binds first.
-    let (config, _) = ok("max_frame_bytes = 2048\nmax_data_bytes = 4096");
+    let (config, _, _) = ok("max_frame_bytes = 2048\nmax_data_bytes = 4096");
     assert_eq!(
         (config.max_frame_bytes, config.max_data_bytes),
         (2048, 4096)
@@ -254,7 +255,7 @@ fn bad_addresses_are_named() {
 
 #[test]
 fn port_zero_may_repeat() {
-    let (config, _) = ok("client_addr = \"127.0.0.1:0\"\nadmin_addr = \"127.0.0.1:0\"");
+    let (config, _, _) = ok("client_addr = \"127.0.0.1:0\"\nadmin_addr = \"127.0.0.1:0\"");
     assert_eq!(config.client_addr.port(), 0);
 }
 
@@ -352,3 +353,25 @@ fn error_message_has_the_documented_shape() {
 }
 
 mod ensemble;
+
+#[test]
+fn plugins_table_parses_and_checks() {
+    let (_, _, plugins) = ok("[plugins]\nscaling_interval_ms = 500\n[[plugins.sources]]\nname = \"static\"\nfile = \"services.json\"\n");
+    assert_eq!(plugins.scaling_interval_ms, 500);
+    assert_eq!(
+        plugins.sources,
+        vec![("static".to_owned(), PathBuf::from("/x/services.json"))]
+    );
+    check_err(
+        "[plugins]\nscaling_interval_ms = 5\n",
+        "plugins.scaling_interval_ms",
+        ">= 100",
+    );
+    check_err(
+        "[[plugins.sources]]\nname = \"a\"\nfile = \"f\"\n[[plugins.sources]]\nname = \"a\"\nfile = \"g\"\n",
+        "plugins.sources[1].name",
+        "unique",
+    );
+    let message = err("[plugins]\nbogus = 1\n");
+    assert!(message.contains("plugins.bogus"), "{message}");
+}

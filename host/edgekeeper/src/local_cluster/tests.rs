@@ -58,7 +58,7 @@ fn writes_the_layout_and_configs_that_load() {
         assert_eq!(node, &expected);
         assert_eq!(fs::read_to_string(node_dir.join("ca.pem")).unwrap(), ca_pem);
 
-        let (config, _) = config::load(Some(&config_path)).unwrap();
+        let (config, _, _) = config::load(Some(&config_path)).unwrap();
         assert_eq!(config.node_id, id);
         assert_eq!(config.data_dir, node_dir.join("data"));
         assert!(config.data_dir.is_absolute() && config.data_dir.is_dir());
@@ -135,7 +135,7 @@ fn a_rerun_reuses_the_ca_keys_data_and_configs() {
         b"txns"
     );
     assert_eq!(fs::read_to_string(&edited).unwrap(), text);
-    let (config, _) = config::load(Some(&edited)).unwrap();
+    let (config, _, _) = config::load(Some(&edited)).unwrap();
     assert_eq!(config.ensemble.unwrap().zab_tick_ms, 200);
 }
 
@@ -268,7 +268,7 @@ fn a_wildcard_bind_listens_everywhere_and_dials_loopback() {
     };
     let nodes = prepare(&wildcard).unwrap();
     assert_eq!(nodes[1].client_addr, addr(12182));
-    let (config, _) = config::load(Some(&nodes[1].config_path)).unwrap();
+    let (config, _, _) = config::load(Some(&nodes[1].config_path)).unwrap();
     assert_eq!(config.client_addr, "0.0.0.0:12182".parse().unwrap());
     let ensemble = config.ensemble.unwrap();
     assert_eq!(ensemble.peer_listen, Some("0.0.0.0:13889".parse().unwrap()));

@@ -55,7 +55,7 @@ fn no_ensemble_table_runs_standalone() {
 
 #[test]
 fn full_ensemble_example_round_trips() {
-    let (config, _) = ok(r#"
+    let (config, _, _) = ok(r#"
         node_id = 2
         data_dir = "/abs/node-2/data"
         client_addr = "127.0.0.1:2182"
@@ -160,10 +160,10 @@ fn tls_paths_resolve_against_the_config_file_directory() {
     let ensemble = ok(&text).0.ensemble.unwrap();
     assert_eq!(ensemble.cert, PathBuf::from("/etc/ek/node.pem"));
     // data_dir keeps its meaning: relative to the working directory.
-    let (config, _) = ok(&format!("data_dir = \"d\"\n{ENSEMBLE}"));
+    let (config, _, _) = ok(&format!("data_dir = \"d\"\n{ENSEMBLE}"));
     assert_eq!(config.data_dir, PathBuf::from("d"));
     // A bare file name has an empty parent: the paths stay relative to the working dir.
-    let (config, _) = parse(ENSEMBLE, Path::new("edgekeeper.toml")).unwrap();
+    let (config, _, _) = parse(ENSEMBLE, Path::new("edgekeeper.toml")).unwrap();
     assert_eq!(config.ensemble.unwrap().key, PathBuf::from("node.key"));
 }
 
