@@ -6,15 +6,18 @@
 //! `harness` for how servers are found, configured and awaited. The cluster tests
 //! (`replication`, `failover`) start replicated edgekeeper ensembles through `cluster`,
 //! optionally behind the fault-injecting UDP `proxy`, and run only against edgekeeper.
+//! `plugin_e2e` compiles the guest plugins (`guest_build`) and runs them in real nodes.
 
 mod bad_input;
 mod cluster;
 mod crash;
 mod ctl;
 mod failover;
+mod guest_build;
 mod harness;
 mod kazoo;
 mod load;
+mod plugin_e2e;
 mod proxy;
 mod replication;
 mod zk_clients;
