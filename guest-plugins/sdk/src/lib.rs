@@ -123,7 +123,7 @@ macro_rules! export_scaling_policy {
                     .map($crate::wasm::policy::decision)
                 }
             }
-            $crate::wasm::policy::export!(Export with_types_in $crate::wasm::policy);
+    $crate::wasm::policy::export!(Export with_types_in $crate::wasm::policy);
         };
     };
 }

@@ -235,7 +235,10 @@ mod tests {
                 ("10.0.0.3", 80, false),
             ],
         );
-        assert_eq!(run(&mut host, "static", std::slice::from_ref(&web)), (5, 0, 0));
+        assert_eq!(
+            run(&mut host, "static", std::slice::from_ref(&web)),
+            (5, 0, 0)
+        );
         let data = host.data("/services/default/web/10.0.0.1:80").unwrap();
         let value: serde_json::Value = serde_json::from_slice(data).unwrap();
         assert_eq!(value["port"], 80);
