@@ -618,11 +618,15 @@ impl Manager {
         }
     }
 
-    /// Publishes this node under `/edgekeeper/cluster/members/<node-id>`.
+    /// Publishes this node under `/edgekeeper/cluster/members/<node-id>`, once the cluster
+    /// has plugins: a cluster that does not use them keeps a tree exactly like ZooKeeper's.
     async fn write_member(&mut self) {
         let Some(session) = self.session.clone() else {
             return;
         };
+        if self.slots.is_empty() && self.failed.is_empty() {
+            return;
+        }
         let state = self.node.state();
         let value = serde_json::json!({
             "id": self.node.node_id(),
