@@ -513,6 +513,7 @@ async fn plugins_ship_to_every_node_upgrade_in_place_and_leader_plugins_move() {
                 out
             }
         };
+        // `install` waited for every node (it asks `conf` how many there are).
         let loaded = statuses("health-rollup").await;
         assert_eq!(loaded.len(), 3, "{loaded:?}");
         eventually("three members in the health summary", || async {

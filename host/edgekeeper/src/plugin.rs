@@ -342,7 +342,14 @@ async fn install(wasm: &Path, manifest: &Path, server: &str, wait_ms: u64) -> an
             bytes.len()
         );
         if wait_ms > 0 {
-            wait_loaded(&client, name, &sha256, Duration::from_millis(wait_ms)).await?;
+            wait_loaded(
+                &client,
+                server,
+                name,
+                &sha256,
+                Duration::from_millis(wait_ms),
+            )
+            .await?;
         }
         anyhow::Ok(())
     }
@@ -381,20 +388,41 @@ async fn statuses(
     Ok(out)
 }
 
+/// How many nodes the cluster has, from the server's `conf` (its `server.N=` lines); 1 for
+/// a standalone node or when it cannot tell.
+async fn ensemble_size(server: &str) -> usize {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let Some(first) = server.split(',').next() else {
+        return 1;
+    };
+    let first = first.split('/').next().unwrap_or(first);
+    let query = async {
+        let mut stream = tokio::net::TcpStream::connect(first).await.ok()?;
+        stream.write_all(b"conf").await.ok()?;
+        let mut text = String::new();
+        stream.read_to_string(&mut text).await.ok()?;
+        Some(
+            text.lines()
+                .filter(|line| line.starts_with("server."))
+                .count(),
+        )
+    };
+    match tokio::time::timeout(Duration::from_secs(5), query).await {
+        Ok(Some(n)) if n > 0 => n,
+        _ => 1,
+    }
+}
+
 async fn wait_loaded(
     client: &zk::Client,
+    server: &str,
     name: &str,
     sha256: &str,
     wait: Duration,
 ) -> anyhow::Result<()> {
     let deadline = tokio::time::Instant::now() + wait;
+    let members = ensemble_size(server).await;
     loop {
-        let members = client
-            .list_children("/edgekeeper/cluster/members")
-            .await
-            .map(|members| members.len())
-            .unwrap_or(1)
-            .max(1);
         let statuses = statuses(client, name).await?;
         let loaded = statuses
             .iter()

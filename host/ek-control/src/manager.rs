@@ -412,6 +412,7 @@ impl Manager {
         session: &LocalSession,
         manifest_bytes: &[u8],
     ) -> Result<(Manifest, Plugin, bool), (String, String)> {
+        let started = std::time::Instant::now();
         let manifest = Manifest::from_json(manifest_bytes)
             .map_err(|err| (String::new(), format!("bad manifest: {err}")))?;
         if manifest.name != name {
@@ -461,6 +462,13 @@ impl Manager {
             .map_err(|err| (sha256.clone(), format!("the loader failed: {err}")))?
             .map_err(|err| (sha256.clone(), err.to_string()))?;
         let from_cache = loaded.from_cache();
+        tracing::info!(
+            plugin = name,
+            from_cache,
+            compile_ms = loaded.compile_time().as_millis() as u64,
+            load_ms = started.elapsed().as_millis() as u64,
+            "plugin checked and compiled"
+        );
         Ok((manifest, Plugin::new(loaded), from_cache))
     }
 
