@@ -356,12 +356,19 @@ async fn examples_run_in_a_real_node() {
     put(&client, "/config/web/port", "8080").await;
     put(&client, "/config/web/tls/cert.pem", "CERT").await;
     let port = out_dir.join("port");
-    eventually("the rendered files", || async {
-        let ok = std::fs::read(&port).ok()? == b"8080"
-            && std::fs::read(out_dir.join("tls/cert.pem")).ok()? == b"CERT";
-        ok.then_some(())
-    })
-    .await;
+    let deadline = Instant::now() + PLUGIN_WAIT;
+    loop {
+        let rendered = std::fs::read(&port).ok().as_deref() == Some(&b"8080"[..])
+            && std::fs::read(out_dir.join("tls/cert.pem")).ok().as_deref() == Some(&b"CERT"[..]);
+        if rendered {
+            break;
+        }
+        if Instant::now() > deadline {
+            let status = json(&client, "/edgekeeper/plugins/config-file-sync/status/1").await;
+            panic!("the files were not rendered; the plugin's status: {status:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     client
         .set_data("/config/web/port", b"9090", None)
         .await

@@ -21,6 +21,7 @@ pub use manifest::{
 };
 pub use plugin::{
     render_prometheus, CallError, CallOutput, Plugin, PluginStats, PluginStatus, SUSPEND_AFTER,
+    SUSPEND_FOR,
 };
 pub use runtime::{sha256_hex, Loaded, Runtime, RuntimeConfig};
 pub use types::{

@@ -14,6 +14,9 @@ use wasmtime::{Store, StoreLimitsBuilder, Trap};
 
 /// Consecutive failures after which a plugin is suspended.
 pub const SUSPEND_AFTER: u32 = 5;
+/// How long a suspension lasts before the plugin gets one more chance (a new version or
+/// [`Plugin::resume`] lifts it at once).
+pub const SUSPEND_FOR: Duration = Duration::from_secs(300);
 /// First backoff after a failure; doubles up to [`MAX_BACKOFF`].
 const FIRST_BACKOFF: Duration = Duration::from_millis(100);
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
@@ -197,6 +200,7 @@ pub struct Plugin {
     consecutive_failures: u32,
     retry_at: Option<Instant>,
     suspended: Option<String>,
+    suspended_until: Option<Instant>,
     last_error: Option<String>,
     stats: PluginStats,
 }
@@ -214,6 +218,7 @@ impl Plugin {
             consecutive_failures: 0,
             retry_at: None,
             suspended: None,
+            suspended_until: None,
             last_error: None,
             stats,
         }
@@ -227,6 +232,7 @@ impl Plugin {
     /// Lifts a suspension (an operator's decision).
     pub fn resume(&mut self) {
         self.suspended = None;
+        self.suspended_until = None;
         self.retry_at = None;
         self.consecutive_failures = 0;
     }
@@ -423,9 +429,17 @@ impl Plugin {
         ) -> Result<wasmtime::Result<Result<Option<R>, String>>, CallError>,
     ) -> Result<(Option<R>, CallOutput), CallError> {
         if let Some(reason) = &self.suspended {
-            return Err(CallError::Suspended {
-                reason: reason.clone(),
-            });
+            if self
+                .suspended_until
+                .is_some_and(|until| until > Instant::now())
+            {
+                return Err(CallError::Suspended {
+                    reason: reason.clone(),
+                });
+            }
+            // The suspension ran out: one more chance; a failure suspends it again.
+            self.suspended = None;
+            self.suspended_until = None;
         }
         if let Some(at) = self.retry_at {
             let now = Instant::now();
@@ -555,6 +569,7 @@ impl Plugin {
                 "{} failures in a row, the last: {err}",
                 self.consecutive_failures
             ));
+            self.suspended_until = Some(Instant::now() + SUSPEND_FOR);
             self.retry_at = None;
             return;
         }
