@@ -98,6 +98,11 @@ impl Server {
         self.client_addr
     }
 
+    /// The admin HTTP address (edgekeeper's `/metrics`, `/healthz`).
+    pub(crate) fn admin_addr(&self) -> SocketAddr {
+        self.admin_addr
+    }
+
     /// Kills the server process with SIGKILL (no clean shutdown) and reaps it.
     pub(crate) fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {

@@ -275,6 +275,11 @@ async fn examples_run_in_a_real_node() {
     );
     install(
         &addr,
+        &wasm("hysteresis_policy"),
+        &guest_dir("examples/hysteresis-policy/manifest.toml"),
+    );
+    install(
+        &addr,
         &wasm("service_registrar"),
         &guest_dir("examples/service-registrar/manifest.toml"),
     );
@@ -325,6 +330,28 @@ async fn examples_run_in_a_real_node() {
         "{decision}"
     );
     assert_eq!(decision["policy"], "hpa-policy");
+
+    // hysteresis-policy: 90 % is above its 80 % threshold → one more replica.
+    put(&client, "/scaling/api/spec", r#"{"policy":"hysteresis-policy","min-replicas":1,"max-replicas":5,"metrics":[{"name":"cpu","target-kind":"utilization","target":70}]}"#).await;
+    put(&client, "/scaling/api/current", r#"{"replicas":3}"#).await;
+    put(
+        &client,
+        "/scaling/api/pods/api-a",
+        r#"{"ready":true,"metrics":{"cpu":90}}"#,
+    )
+    .await;
+    let decision = eventually("a hysteresis decision", || async {
+        json(&client, "/scaling/api/decision")
+            .await
+            .filter(|d| d["desired-replicas"] == 4)
+    })
+    .await;
+    assert!(
+        decision["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("> 80%")),
+        "{decision}"
+    );
 
     // service-registrar: both endpoints registered; one removed from the source → gone.
     let endpoint = eventually("registered endpoints", || async {
@@ -389,6 +416,7 @@ async fn examples_run_in_a_real_node() {
     // Every plugin reports itself running on node 1, and the metrics show the calls.
     for name in [
         "hpa-policy",
+        "hysteresis-policy",
         "service-registrar",
         "health-rollup",
         "config-file-sync",
@@ -397,6 +425,12 @@ async fn examples_run_in_a_real_node() {
         let status = status.unwrap_or_else(|| panic!("no status for {name}"));
         assert_eq!(status["state"], "running", "{name}: {status}");
     }
+    let metrics = http_get(server.admin_addr(), "/metrics");
+    assert!(
+        metrics.contains("plugin_calls_total{plugin=\"hpa-policy\"}")
+            && metrics.contains("plugin_call_duration_seconds_count{plugin=\"health-rollup\"}"),
+        "{metrics}"
+    );
     let list = plugin(&["list", "--server", &addr], &[]);
     assert!(
         list.status.success() && text(&list).contains("hpa-policy 0.1.0 scaling-policy"),
@@ -609,4 +643,16 @@ fn ek_sha(path: &Path) -> String {
         .next()
         .expect("sha256sum prints a hash")
         .to_owned()
+}
+
+fn http_get(addr: std::net::SocketAddr, path: &str) -> String {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(addr).expect("connect to the admin port");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    write!(stream, "GET {path} HTTP/1.0\r\nHost: x\r\n\r\n").expect("send");
+    let mut body = String::new();
+    let _ = stream.read_to_string(&mut body);
+    body
 }

@@ -89,10 +89,37 @@ fn leaves(host: &mut dyn Host, root: &str) -> Result<Vec<(String, Vec<u8>)>, Tre
 /// are gone. Returns (written, removed).
 pub fn sync(host: &mut dyn Host, root: &str, dir: &Path) -> Result<(usize, usize), String> {
     let files = leaves(host, root).map_err(|e| e.to_string())?;
+    let before = read_managed(dir);
     let mut managed = BTreeSet::new();
     let mut written = 0;
     for (rel, data) in &files {
         let path = dir.join(rel);
+        // A node that gained children: the file written for it while it was a leaf stands
+        // where a directory must go. Only a file this plugin wrote is replaced.
+        let mut at = dir.to_path_buf();
+        let mut prefix = String::new();
+        let parts: Vec<&str> = rel.split('/').collect();
+        for part in &parts[..parts.len() - 1] {
+            at.push(part);
+            if !prefix.is_empty() {
+                prefix.push('/');
+            }
+            prefix.push_str(part);
+            if at.is_file() {
+                if !before.contains(&prefix) {
+                    return Err(format!(
+                        "{} is a file this plugin did not write",
+                        at.display()
+                    ));
+                }
+                std::fs::remove_file(&at)
+                    .map_err(|e| format!("cannot replace {} by a directory: {e}", at.display()))?;
+            }
+        }
+        // A node that lost its children: an empty directory gives way to the file.
+        if path.is_dir() {
+            let _ = std::fs::remove_dir(&path);
+        }
         if std::fs::read(&path).ok().as_deref() != Some(data.as_slice()) {
             write_atomic(&path, data)
                 .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
@@ -101,8 +128,9 @@ pub fn sync(host: &mut dyn Host, root: &str, dir: &Path) -> Result<(usize, usize
         managed.insert(rel.clone());
     }
     let mut removed = 0;
-    for old in read_managed(dir).difference(&managed) {
-        if relative(root, &format!("{root}/{old}")).is_none() {
+    for old in before.difference(&managed) {
+        // Outside the root, or now a directory (the node gained children): not a file to remove.
+        if relative(root, &format!("{root}/{old}")).is_none() || dir.join(old).is_dir() {
             continue;
         }
         match std::fs::remove_file(dir.join(old)) {
@@ -187,6 +215,37 @@ mod tests {
             host.ops.is_empty(),
             "a config sync never writes to the tree"
         );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_leaf_that_gains_children_becomes_a_directory() {
+        let dir = std::env::temp_dir().join(format!("ek-config-sync-dir-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut host = MockHost::new()
+            .with_config("root", "/config/web")
+            .with_config("dir", dir.to_str().unwrap());
+        let batch = ChangeBatch {
+            snapshot: false,
+            zxid: 1,
+            changes: Vec::new(),
+        };
+        let snapshot = ChangeBatch {
+            snapshot: true,
+            ..batch
+        };
+        host.put("/config/web/tls", b"", false);
+        ConfigFileSync::on_changes(&mut host, snapshot.clone()).unwrap();
+        assert!(dir.join("tls").is_file());
+        host.put("/config/web/tls/cert.pem", b"CERT", false);
+        ConfigFileSync::on_changes(&mut host, snapshot.clone()).unwrap();
+        assert_eq!(std::fs::read(dir.join("tls/cert.pem")).unwrap(), b"CERT");
+        // A file the plugin did not write is never replaced.
+        std::fs::write(dir.join("other"), b"mine").unwrap();
+        host.put("/config/web/other/x", b"1", false);
+        let err = ConfigFileSync::on_changes(&mut host, snapshot).unwrap_err();
+        assert!(err.contains("did not write"), "{err}");
         let _ = std::fs::remove_dir_all(&dir);
     }
 
