@@ -115,6 +115,12 @@ fn build(path: &Path, package: Option<&str>) -> anyhow::Result<()> {
             .filter_map(Result::ok)
             .map(|entry| entry.path())
             .filter(|path| path.extension().is_some_and(|ext| ext == "wasm"))
+            .filter(|path| match package {
+                Some(package) => path
+                    .file_stem()
+                    .is_some_and(|stem| *stem == *package.replace('-', "_")),
+                None => true,
+            })
             .collect();
         wasm.sort();
         for path in wasm {

@@ -1,64 +1,34 @@
-//! Per-call overhead of plugins in the real host, with real components from
-//! `guest-plugins/`: a watcher batch of one change (warm instance), a scaling decision
-//! (a fresh instance per call, as the scaling loop runs it), and a cold load from the
-//! on-disk compile cache (what a restarting node pays per plugin).
+//! Per-call overhead of plugins in the real host, with the test guests of
+//! `tests/guests/`: a watcher batch of one change (warm instance: the counter reads the
+//! tree twice and buffers one write), a scaling decision (a fresh instance per call, as
+//! the scaling loop runs it; one tree read, two log lines), and a cold load from the
+//! on-disk compile cache (what a restarting node pays per plugin: read + checksum +
+//! deserialize + link + the smoke instantiation).
 //!
-//! `cargo bench -p ek-plugin --bench plugin_call`
+//! `cargo bench -p ek-plugin --bench plugin_call` (`-- --test` runs each once).
 
 #[path = "../tests/support/mod.rs"]
 mod support;
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use ek_plugin::fixture::{MemEnv, MemTree};
-use ek_plugin::{
-    Change, ChangeBatch, ChangeKind, HostEnv, Metric, Plugin, PodValue, Runtime, RuntimeConfig,
-    TargetKind, Workload,
-};
-use std::sync::Arc;
+use ek_plugin::{Metric, Plugin, PodValue, Runtime, RuntimeConfig, TargetKind, Workload};
+use support::{cmd, guest, node, policy_manifest, runtime, watcher_manifest};
 
 fn calls(c: &mut Criterion) {
-    let runtime = Runtime::new(RuntimeConfig::default()).expect("runtime");
-    let mut tree = MemTree::new();
-    tree.seed(
-        "/edgekeeper/cluster/members/1",
-        br#"{"state":"leader"}"#.to_vec(),
-        false,
-    )
-    .expect("seed");
-    tree.seed(
-        "/edgekeeper/cluster/health",
-        br#"{"members":1,"names":["1"],"states":{"leader":1},"zxid":1}"#.to_vec(),
-        false,
-    )
-    .expect("seed");
-    let env: Arc<dyn HostEnv> = Arc::new(MemEnv::new(tree));
+    let runtime = runtime();
+    let env = node(&[("/out/count", "1"), ("/scaling/web/spec", "{}")]);
 
     let watcher = runtime
-        .load(
-            &support::manifest("examples/health-rollup"),
-            &support::wasm("health_rollup"),
-        )
+        .load(&watcher_manifest(""), &guest("watcher"))
         .expect("load");
     let mut watcher = Plugin::new(watcher);
-    let batch = ChangeBatch {
-        snapshot: false,
-        zxid: 2,
-        changes: vec![Change {
-            kind: ChangeKind::DataChanged,
-            path: "/edgekeeper/cluster/members/1".into(),
-            zxid: 2,
-            stat: None,
-        }],
-    };
+    let batch = cmd("");
     c.bench_function("watcher_on_changes_1_change", |b| {
         b.iter(|| watcher.on_changes(&env, &batch).expect("call"))
     });
 
     let policy = runtime
-        .load(
-            &support::manifest("examples/hysteresis-policy"),
-            &support::wasm("hysteresis_policy"),
-        )
+        .load(&policy_manifest(""), &guest("policy"))
         .expect("load");
     let mut policy = Plugin::new(policy);
     let workload = Workload {
@@ -94,10 +64,12 @@ fn calls(c: &mut Criterion) {
         ..RuntimeConfig::default()
     })
     .expect("runtime");
-    let manifest = support::manifest("examples/hpa-policy");
-    let bytes = support::wasm("hpa_policy");
-    cached.load(&manifest, &bytes).expect("first load compiles");
-    c.bench_function("load_from_cache_hpa_policy", |b| {
+    let manifest = policy_manifest("");
+    let bytes = guest("policy");
+    cached
+        .load(&manifest, &bytes)
+        .expect("the first load compiles");
+    c.bench_function("load_policy_from_cache", |b| {
         b.iter(|| {
             let loaded = cached.load(&manifest, &bytes).expect("load");
             assert!(loaded.from_cache());

@@ -8,7 +8,7 @@ use crate::runtime::{Loaded, Runtime};
 use crate::types::{
     unbase64, ChangeBatch, CreateMode, ServiceRecord, Stat, TreeError, TxnOp, Workload,
 };
-use crate::{CallError, Plugin};
+use crate::{CallError, Level, Plugin};
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -67,7 +67,7 @@ pub struct Expect {
     #[serde(default)]
     pub error: Option<String>,
     #[serde(default)]
-    pub ops: Option<Vec<serde_json::Value>>,
+    pub ops: Option<Vec<TxnOp>>,
     #[serde(default)]
     pub decision: Option<serde_json::Map<String, serde_json::Value>>,
     #[serde(default)]
@@ -109,8 +109,6 @@ pub enum FixtureError {
 struct MemNode {
     data: Vec<u8>,
     stat: Stat,
-    /// Children created so far (the sequential counter).
-    child_creates: u32,
 }
 
 /// An in-memory tree with ZooKeeper's rules, for fixtures.
@@ -144,7 +142,6 @@ impl MemTree {
             MemNode {
                 data: Vec::new(),
                 stat: Stat::default(),
-                child_creates: 0,
             },
         );
         MemTree {
@@ -205,8 +202,10 @@ impl MemTree {
             mode,
             CreateMode::PersistentSequential | CreateMode::EphemeralSequential
         );
+        // ZooKeeper numbers sequential children with the parent's cversion, which every
+        // create and delete of a child bumps.
         let path = if sequential {
-            format!("{path}{:010}", parent.child_creates)
+            format!("{path}{:010}", parent.stat.cversion)
         } else {
             path.to_owned()
         };
@@ -220,7 +219,6 @@ impl MemTree {
             CreateMode::Ephemeral | CreateMode::EphemeralSequential
         );
         if let Some(parent) = self.nodes.get_mut(&parent_path) {
-            parent.child_creates += 1;
             parent.stat.cversion += 1;
             parent.stat.num_children += 1;
             parent.stat.pzxid = zxid;
@@ -239,7 +237,6 @@ impl MemTree {
                     ..Stat::default()
                 },
                 data,
-                child_creates: 0,
             },
         );
         Ok(path)
@@ -379,24 +376,17 @@ impl HostEnv for MemEnv {
     }
 }
 
-/// Runs `fixture` against `loaded`, writing one JSON line per call to `out`.
+/// Runs `fixture` against `loaded`, writing one JSON line per call to `out`: the calls
+/// run in order on one [`Plugin`] (so a watcher keeps its warm instance, and the failure
+/// policy applies as on a node), and each ok call's writes are applied to the in-memory
+/// tree, as one multi, before the next call.
 pub fn run(
     runtime: &Runtime,
     loaded: &Loaded,
     fixture: &Fixture,
     out: &mut dyn std::io::Write,
 ) -> Result<FixtureReport, FixtureError> {
-    let mut tree = MemTree::new();
-    for node in &fixture.tree {
-        let data = match (&node.data, &node.data_base64) {
-            (_, Some(b64)) => unbase64(b64)
-                .ok_or_else(|| FixtureError::Seed(format!("{}: bad data-base64", node.path)))?,
-            (Some(text), None) => text.clone().into_bytes(),
-            (None, None) => Vec::new(),
-        };
-        tree.seed(&node.path, data, node.ephemeral)
-            .map_err(FixtureError::Seed)?;
-    }
+    let mem = MemEnv::new(seed(fixture)?);
     let loaded = match &fixture.config {
         Some(config) => {
             let mut manifest = loaded.manifest().clone();
@@ -407,85 +397,63 @@ pub fn run(
         }
         None => loaded.clone(),
     };
-    let mem = MemEnv::new(tree);
-    let env: Arc<dyn HostEnv> = Arc::new(mem.clone());
     let mut plugin = Plugin::new(loaded);
     let mut report = FixtureReport::default();
     for (index, call) in fixture.calls.iter().enumerate() {
         report.calls += 1;
-        let (result, decision) = match call {
-            Call::OnChanges(batch) => {
-                let mut batch = batch.clone();
-                // Stats the fixture left out come from the tree.
-                for change in &mut batch.changes {
-                    if change.stat.is_none() {
-                        change.stat = mem.exists(&change.path).ok().flatten();
-                    }
-                }
-                (plugin.on_changes(&env, &batch), None)
-            }
-            Call::Decide(workload) => match plugin.decide(&env, workload) {
-                Ok((decision, output)) => (Ok(output), Some(decision)),
-                Err(err) => (Err(err), None),
-            },
-            Call::Reconcile { source, records } => (plugin.reconcile(&env, source, records), None),
-        };
-        if let Err(CallError::WrongWorld(world)) = &result {
+        let (result, decision) = call_once(&mut plugin, &mem, call);
+        if let Err(CallError::WrongWorld) = &result {
             return Err(FixtureError::Call {
                 index,
-                reason: format!("a {world} plugin cannot take this call"),
+                reason: format!(
+                    "a {} plugin cannot take this call",
+                    plugin.loaded().world().as_str()
+                ),
             });
         }
+        let logs = match &result {
+            Ok(output) => output.logs.clone(),
+            Err(_) => plugin.last_logs().to_vec(),
+        };
         let mut line = serde_json::json!({ "call": index, "ok": result.is_ok() });
-        let expect = fixture.expect.get(index);
+        let mut got = Got {
+            ok: result.is_ok(),
+            error: None,
+            ops: &[],
+            decision: decision.as_ref(),
+            logs: &logs,
+        };
         match &result {
             Ok(output) => {
-                let ops: Vec<serde_json::Value> = output.ops.iter().map(TxnOp::to_json).collect();
-                line["ops"] = serde_json::Value::from(ops.clone());
-                line["logs"] = serde_json::Value::from(
-                    output
-                        .logs
-                        .iter()
-                        .map(|(level, msg)| serde_json::json!({"level": level, "msg": msg}))
-                        .collect::<Vec<_>>(),
+                line["ops"] = serde_json::Value::from(
+                    output.ops.iter().map(TxnOp::to_json).collect::<Vec<_>>(),
                 );
-                if let Some(fuel) = output.fuel_used {
-                    line["fuel"] = fuel.into();
-                }
                 if let Some(decision) = &decision {
                     line["decision"] = serde_json::to_value(decision).unwrap_or_default();
+                }
+                if let Some(fuel) = output.fuel_used {
+                    line["fuel"] = fuel.into();
                 }
                 if let Err((op, err)) = mem.apply(&output.ops) {
                     line["txn-error"] = serde_json::Value::from(format!("op {op}: {err}"));
                 }
-                if let Some(expect) = expect {
-                    check(
-                        index,
-                        expect,
-                        true,
-                        None,
-                        &ops,
-                        decision.as_ref(),
-                        &output.logs,
-                        &mut report,
-                    );
-                }
+                got.ops = &output.ops;
             }
             Err(err) => {
                 line["error"] = serde_json::Value::from(err.to_string());
-                if let Some(expect) = expect {
-                    check(
-                        index,
-                        expect,
-                        false,
-                        Some(&err.to_string()),
-                        &[],
-                        None,
-                        &[],
-                        &mut report,
-                    );
-                }
+                got.error = Some(err.to_string());
             }
+        }
+        line["logs"] = serde_json::Value::from(
+            logs.iter()
+                .map(|(level, msg)| serde_json::json!({"level": level, "msg": msg}))
+                .collect::<Vec<_>>(),
+        );
+        if let Some(expect) = fixture.expect.get(index) {
+            let misses = check(expect, &got);
+            report
+                .mismatches
+                .extend(misses.into_iter().map(|m| format!("call {index}: {m}")));
         }
         writeln!(out, "{line}").map_err(|err| FixtureError::Output(err.to_string()))?;
     }
@@ -499,63 +467,122 @@ pub fn run(
     Ok(report)
 }
 
-#[allow(clippy::too_many_arguments)]
-fn check(
-    index: usize,
-    expect: &Expect,
-    ok: bool,
-    error: Option<&str>,
-    ops: &[serde_json::Value],
-    decision: Option<&crate::Decision>,
-    logs: &[(crate::Level, String)],
-    report: &mut FixtureReport,
-) {
-    let mut miss = |what: String| report.mismatches.push(format!("call {index}: {what}"));
-    let want_ok = expect.ok.unwrap_or(expect.error.is_none());
-    if want_ok != ok {
-        miss(format!(
-            "expected ok={want_ok}, got ok={ok}{}",
-            error.map(|e| format!(" ({e})")).unwrap_or_default()
-        ));
-        return;
+/// The fixture's tree.
+fn seed(fixture: &Fixture) -> Result<MemTree, FixtureError> {
+    let mut tree = MemTree::new();
+    for node in &fixture.tree {
+        let data = match (&node.data, &node.data_base64) {
+            (Some(_), Some(_)) => {
+                return Err(FixtureError::Seed(format!(
+                    "{}: give data or data-base64, not both",
+                    node.path
+                )))
+            }
+            (_, Some(b64)) => unbase64(b64)
+                .ok_or_else(|| FixtureError::Seed(format!("{}: bad data-base64", node.path)))?,
+            (Some(text), None) => text.clone().into_bytes(),
+            (None, None) => Vec::new(),
+        };
+        tree.seed(&node.path, data, node.ephemeral)
+            .map_err(FixtureError::Seed)?;
     }
-    if let (Some(want), Some(got)) = (&expect.error, error) {
-        if !got.contains(want.as_str()) {
-            miss(format!(
-                "expected an error containing {want:?}, got {got:?}"
+    Ok(tree)
+}
+
+/// Makes one call of a fixture.
+fn call_once(
+    plugin: &mut Plugin,
+    mem: &MemEnv,
+    call: &Call,
+) -> (
+    Result<crate::CallOutput, CallError>,
+    Option<crate::Decision>,
+) {
+    match call {
+        Call::OnChanges(batch) => {
+            let mut batch = batch.clone();
+            // Stats the fixture left out come from the tree.
+            for change in &mut batch.changes {
+                if change.stat.is_none() && change.kind != crate::ChangeKind::Deleted {
+                    change.stat = mem.exists(&change.path).ok().flatten();
+                }
+            }
+            (plugin.on_changes(mem, &batch), None)
+        }
+        Call::Decide(workload) => match plugin.decide(mem, workload) {
+            Ok((decision, output)) => (Ok(output), Some(decision)),
+            Err(err) => (Err(err), None),
+        },
+        Call::Reconcile { source, records } => (plugin.reconcile(mem, source, records), None),
+    }
+}
+
+/// What a call produced, as `expect` sees it.
+struct Got<'a> {
+    ok: bool,
+    error: Option<String>,
+    ops: &'a [TxnOp],
+    decision: Option<&'a crate::Decision>,
+    logs: &'a [(Level, String)],
+}
+
+/// What differs between `expect` and `got`, one line each.
+fn check(expect: &Expect, got: &Got<'_>) -> Vec<String> {
+    let mut misses = Vec::new();
+    let want_ok = expect.ok.unwrap_or(expect.error.is_none());
+    if want_ok != got.ok {
+        misses.push(format!(
+            "expected ok={want_ok}, got ok={}{}",
+            got.ok,
+            got.error
+                .as_ref()
+                .map(|e| format!(" ({e})"))
+                .unwrap_or_default()
+        ));
+        return misses;
+    }
+    if let (Some(want), Some(error)) = (&expect.error, &got.error) {
+        if !error.contains(want.as_str()) {
+            misses.push(format!(
+                "expected an error containing {want:?}, got {error:?}"
             ));
         }
     }
     if let Some(want) = &expect.ops {
-        if want.as_slice() != ops {
-            miss(format!(
+        if want.as_slice() != got.ops {
+            let json = |ops: &[TxnOp]| {
+                serde_json::Value::from(ops.iter().map(TxnOp::to_json).collect::<Vec<_>>())
+            };
+            misses.push(format!(
                 "expected ops {}, got {}",
-                serde_json::Value::from(want.clone()),
-                serde_json::Value::from(ops.to_vec())
+                json(want),
+                json(got.ops)
             ));
         }
     }
     if let Some(want) = &expect.decision {
-        let got = decision
+        let decision = got
+            .decision
             .and_then(|d| serde_json::to_value(d).ok())
             .unwrap_or_default();
         for (key, value) in want {
-            let field = &got[key.as_str()];
+            let field = &decision[key.as_str()];
             let equal = match (field.as_str(), value.as_str()) {
                 // For the reason, a substring is enough.
                 (Some(got), Some(want)) if key == "reason" => got.contains(want),
                 _ => field == value,
             };
             if !equal {
-                miss(format!("expected decision {key} = {value}, got {field}"));
+                misses.push(format!("expected decision {key} = {value}, got {field}"));
             }
         }
     }
     for want in &expect.logs_contain {
-        if !logs.iter().any(|(_, msg)| msg.contains(want.as_str())) {
-            miss(format!("expected a log line containing {want:?}"));
+        if !got.logs.iter().any(|(_, msg)| msg.contains(want.as_str())) {
+            misses.push(format!("expected a log line containing {want:?}"));
         }
     }
+    misses
 }
 
 #[cfg(test)]
@@ -604,5 +631,160 @@ mod tests {
             tree.apply(&[create("/e/x", CreateMode::Persistent)]),
             Err((0, TreeError::NoChildrenForEphemerals))
         );
+    }
+
+    #[test]
+    fn versions_and_checks_follow_zookeeper() {
+        let mut tree = MemTree::new();
+        tree.seed("/a", b"0".to_vec(), false).unwrap();
+        let set = |version| TxnOp::Set {
+            path: "/a".into(),
+            data: b"1".to_vec(),
+            version,
+        };
+        assert_eq!(tree.apply(&[set(Some(0))]), Ok(()));
+        assert_eq!(tree.apply(&[set(Some(0))]), Err((0, TreeError::BadVersion)));
+        // -1 and none match any version.
+        assert_eq!(tree.apply(&[set(Some(-1)), set(None)]), Ok(()));
+        let env = MemEnv::new(tree.clone());
+        let (data, stat) = env.get("/a").unwrap();
+        assert_eq!((data.as_slice(), stat.version), (&b"1"[..], 3));
+        assert_eq!(stat.data_length, 1);
+        assert!(stat.mzxid > stat.czxid);
+        let check = |version| TxnOp::Check {
+            path: "/a".into(),
+            version,
+        };
+        assert_eq!(tree.apply(&[check(3)]), Ok(()));
+        // A failed check undoes the ops before it.
+        assert_eq!(
+            tree.apply(&[set(None), check(3)]),
+            Err((1, TreeError::BadVersion))
+        );
+        assert_eq!(MemEnv::new(tree.clone()).get("/a").unwrap().1.version, 3);
+        let delete = |path: &str, version| TxnOp::Delete {
+            path: path.into(),
+            version,
+        };
+        assert_eq!(
+            tree.apply(&[delete("/a", Some(2))]),
+            Err((0, TreeError::BadVersion))
+        );
+        assert_eq!(
+            tree.apply(&[delete("/missing", None)]),
+            Err((0, TreeError::NoNode))
+        );
+        assert_eq!(tree.apply(&[check(0)]).map_err(|e| e.0), Err(0));
+        assert_eq!(tree.apply(&[delete("/a", Some(3))]), Ok(()));
+        assert_eq!(MemEnv::new(tree).exists("/a").unwrap(), None);
+    }
+
+    #[test]
+    fn sequential_names_count_the_parents_child_changes() {
+        let mut tree = MemTree::new();
+        tree.seed("/q", Vec::new(), false).unwrap();
+        let seq = |mode| TxnOp::Create {
+            path: "/q/item-".into(),
+            data: Vec::new(),
+            mode,
+        };
+        tree.apply(&[seq(CreateMode::PersistentSequential)])
+            .unwrap();
+        tree.apply(&[TxnOp::Delete {
+            path: "/q/item-0000000000".into(),
+            version: None,
+        }])
+        .unwrap();
+        tree.apply(&[
+            seq(CreateMode::EphemeralSequential),
+            seq(CreateMode::PersistentSequential),
+        ])
+        .unwrap();
+        let env = MemEnv::new(tree.clone());
+        assert_eq!(
+            env.children("/q").unwrap(),
+            vec!["item-0000000002", "item-0000000003"]
+        );
+        let (_, stat) = env.get("/q/item-0000000002").unwrap();
+        assert_ne!(stat.ephemeral_owner, 0);
+        let (_, parent) = env.get("/q").unwrap();
+        assert_eq!((parent.cversion, parent.num_children), (4, 2));
+        assert_eq!(env.children("/missing"), Err(TreeError::NoNode));
+        assert_eq!(env.children("/").unwrap(), vec!["q"]);
+        // Creating what exists fails; so does the root's deletion.
+        assert_eq!(
+            tree.apply(&[TxnOp::Create {
+                path: "/q".into(),
+                data: Vec::new(),
+                mode: CreateMode::Persistent
+            }]),
+            Err((0, TreeError::NodeExists))
+        );
+        assert!(tree
+            .apply(&[TxnOp::Delete {
+                path: "/".into(),
+                version: None
+            }])
+            .is_err());
+    }
+
+    #[test]
+    fn seeding_makes_parents_and_rejects_bad_paths() {
+        let mut tree = MemTree::new();
+        tree.seed("/a/b/c", b"x".to_vec(), false).unwrap();
+        let env = MemEnv::new(tree.clone());
+        assert_eq!(env.get("/a/b").unwrap().0, b"");
+        assert_eq!(env.get("/a/b/c").unwrap().0, b"x");
+        assert!(tree.seed("a/b", Vec::new(), false).is_err());
+        assert!(tree.seed("/a/", Vec::new(), false).is_err());
+        tree.seed("/e", Vec::new(), true).unwrap();
+        assert!(tree.seed("/e/child", Vec::new(), false).is_err());
+    }
+
+    #[test]
+    fn expectations_report_what_differs() {
+        let logs = vec![(Level::Info, "hello world".to_owned())];
+        let ops = vec![TxnOp::Delete {
+            path: "/a".into(),
+            version: None,
+        }];
+        let decision = crate::Decision {
+            desired_replicas: 3,
+            recommendation: 4,
+            reason: "ratio 1.50".into(),
+        };
+        let got = Got {
+            ok: true,
+            error: None,
+            ops: &ops,
+            decision: Some(&decision),
+            logs: &logs,
+        };
+        let expect: Expect = serde_json::from_str(
+            r#"{ "ok": true, "ops": [ { "op": "delete", "path": "/a", "version": null } ],
+                 "decision": { "desired-replicas": 3, "reason": "1.5" },
+                 "logs-contain": [ "hello" ] }"#,
+        )
+        .unwrap();
+        assert!(
+            check(&expect, &got).is_empty(),
+            "{:?}",
+            check(&expect, &got)
+        );
+        let expect: Expect = serde_json::from_str(
+            r#"{ "ops": [], "decision": { "desired-replicas": 2, "recommendation": 4 },
+                 "logs-contain": [ "bye" ] }"#,
+        )
+        .unwrap();
+        assert_eq!(check(&expect, &got).len(), 3, "{:?}", check(&expect, &got));
+        let expect: Expect = serde_json::from_str(r#"{ "error": "boom" }"#).unwrap();
+        let misses = check(&expect, &got);
+        assert_eq!(misses, vec!["expected ok=false, got ok=true".to_owned()]);
+        let failed = Got {
+            ok: false,
+            error: Some("trap: boom!".into()),
+            ..got
+        };
+        assert!(check(&expect, &failed).is_empty());
     }
 }

@@ -7,6 +7,7 @@
 //! writes come back as [`TxnOp`]s for the caller to submit.
 
 mod bindings;
+mod convert;
 pub mod fixture;
 mod host;
 mod manifest;
@@ -20,10 +21,10 @@ pub use manifest::{
     Placement, World, WIT_VERSION,
 };
 pub use plugin::{
-    render_prometheus, CallError, CallOutput, Plugin, PluginStats, PluginStatus, SUSPEND_AFTER,
-    SUSPEND_FOR,
+    render_prometheus, CallError, CallOutput, Plugin, PluginStats, PluginStatus, DURATION_BUCKETS,
+    FIRST_BACKOFF, MAX_BACKOFF, RECYCLE_AFTER_CALLS, SUSPEND_AFTER, SUSPEND_FOR,
 };
-pub use runtime::{sha256_hex, Loaded, Runtime, RuntimeConfig};
+pub use runtime::{sha256_hex, Loaded, Runtime, RuntimeConfig, WASI_ALLOWED, WASI_FILES};
 pub use types::{
     Change, ChangeBatch, ChangeKind, CreateMode, Decision, Endpoint, Level, Metric, PastDecision,
     Pod, PodValue, ServiceRecord, Stat, TargetKind, TreeError, TxnOp, Workload,

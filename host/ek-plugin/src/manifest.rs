@@ -318,30 +318,43 @@ impl Manifest {
     }
 }
 
-/// Checks that a plugin built against WIT `version` runs on this host (same 0.minor).
+/// Checks that a plugin built against WIT `version` runs on this host: below 1.0 the same
+/// `0.minor` and a patch no newer than the host's (a guest built against 0.1.0 runs on a
+/// 0.1.x host); from 1.0 on the same major and a minor.patch no newer than the host's.
 pub fn check_wit_version(version: &str) -> Result<(), String> {
     let parse = |v: &str| -> Option<(u64, u64, u64)> {
         let mut parts = v.split('.');
         let major = parts.next()?.parse().ok()?;
         let minor = parts.next()?.parse().ok()?;
-        let patch = parts.next().unwrap_or("0").parse().ok()?;
+        let patch = parts.next().map_or(Some(0), |patch| patch.parse().ok())?;
         parts.next().is_none().then_some((major, minor, patch))
     };
-    let (major, minor, _) =
-        parse(version).ok_or_else(|| format!("{version:?} is not a version like 0.1.0"))?;
-    let (host_major, host_minor, _) = parse(WIT_VERSION).unwrap_or((0, 1, 0));
-    let compatible = if major == 0 {
-        host_major == 0 && minor == host_minor
+    if version.is_empty() {
+        return Err(format!(
+            "no version given; this host offers edgekeeper:plugin@{WIT_VERSION}"
+        ));
+    }
+    let guest =
+        parse(version).ok_or_else(|| format!("{version:?} is not a version like {WIT_VERSION}"))?;
+    let host = parse(WIT_VERSION).unwrap_or((0, 1, 0));
+    let compatible = if guest.0 == 0 {
+        host.0 == 0 && guest.1 == host.1 && guest.2 <= host.2
     } else {
-        major == host_major && minor <= host_minor
+        guest.0 == host.0 && (guest.1, guest.2) <= (host.1, host.2)
     };
     if compatible {
-        Ok(())
-    } else {
-        Err(format!(
-            "the plugin targets edgekeeper:plugin@{version} but this host offers @{WIT_VERSION}"
-        ))
+        return Ok(());
     }
+    let runs = if host.0 == 0 {
+        format!("0.{}.0 to {WIT_VERSION}", host.1)
+    } else {
+        format!("{}.0.0 to {WIT_VERSION}", host.0)
+    };
+    Err(format!(
+        "the plugin was built against edgekeeper:plugin@{version} but this host offers \
+         edgekeeper:plugin@{WIT_VERSION} (it runs plugins built against {runs}); rebuild the \
+         plugin against {WIT_VERSION} or upgrade edgekeeper"
+    ))
 }
 
 #[cfg(test)]
@@ -360,7 +373,122 @@ mod tests {
         assert!(under_prefix("/a", "/a"));
         assert!(under_prefix("/a/b/c", "/a"));
         assert!(!under_prefix("/ab", "/a"));
+        assert!(!under_prefix("/", "/a"));
+        assert!(!under_prefix("/b/a", "/a"));
+        assert!(under_prefix("/a/b", "/a/b"));
+        assert!(!under_prefix("/a", "/a/b"));
         assert!(under_prefix("/x", "/"));
+        assert!(under_prefix("/", "/"));
+    }
+
+    #[test]
+    fn paths_must_be_absolute_and_clean() {
+        for good in ["/", "/a", "/a/b-c/d.e", "/zookeeper/quota"] {
+            assert_eq!(check_path(good), Ok(()), "{good}");
+        }
+        for bad in [
+            "", "a", "a/b", "/a/", "//a", "/a//b", "/a/./b", "/a/..", "/a\u{0}b", "/a\nb",
+        ] {
+            assert!(check_path(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn wit_versions_follow_semver_below_1_0() {
+        assert_eq!(check_wit_version("0.1.0"), Ok(()));
+        assert_eq!(check_wit_version("0.1"), Ok(()));
+        for wrong in ["0.2.0", "1.0.0", "0.0.1", "0.1.1"] {
+            let err = check_wit_version(wrong).unwrap_err();
+            assert!(err.contains(&format!("@{wrong}")), "{err}");
+            assert!(err.contains("offers edgekeeper:plugin@0.1.0"), "{err}");
+        }
+        assert!(check_wit_version("").unwrap_err().contains("no version"));
+        assert!(check_wit_version("one").is_err());
+        assert!(check_wit_version("0.1.0.0").is_err());
+    }
+
+    #[test]
+    fn the_documented_example_parses() {
+        let manifest = Manifest::from_toml(
+            r#"
+name = "hpa"
+version = "0.1.0"
+world = "scaling-policy"
+wit = "0.1.0"
+placement = "leader"
+read-prefixes = ["/scaling"]
+write-prefixes = []
+watch-prefixes = []
+
+[limits]
+timeout-ms = 1000
+memory-mib = 32
+
+[config]
+key = "value"
+"#,
+        )
+        .unwrap();
+        manifest.validate().unwrap();
+        assert_eq!(
+            manifest.config.get("key").map(String::as_str),
+            Some("value")
+        );
+        assert_eq!(manifest.limits.memory_mib, Some(32));
+        let watcher = Manifest::from_toml(
+            r#"
+name = "sync"
+version = "1"
+world = "watcher"
+read-prefixes = ["/config"]
+watch-prefixes = ["/config"]
+[files]
+host-dir = "/var/lib/app/config"
+guest-dir = "/out"
+"#,
+        )
+        .unwrap();
+        watcher.validate().unwrap();
+        assert_eq!(watcher.effective_placement(), Placement::EveryNode);
+        assert_eq!(watcher.effective_timeout(), Duration::from_millis(100));
+        let files = watcher.files.as_ref().unwrap();
+        assert_eq!(files.guest_dir, "/out");
+    }
+
+    #[test]
+    fn world_rules_are_enforced() {
+        let base = "version = \"1\"\nread-prefixes = [\"/a\"]\n";
+        let cases = [
+            ("name = \"r\"\nworld = \"registrar\"\nwatch-prefixes = [\"/a\"]\n", "watch-prefixes"),
+            ("name = \"w\"\nworld = \"watcher\"\n", "watch-prefixes"),
+            ("name = \"p\"\nworld = \"scaling-policy\"\n[files]\nhost-dir = \"/x\"\nguest-dir = \"/y\"\n", "files"),
+            ("name = \"w\"\nworld = \"watcher\"\nwatch-prefixes = [\"/a\"]\n[files]\nhost-dir = \"x\"\nguest-dir = \"/y\"\n", "files.host-dir"),
+            ("name = \"p\"\nworld = \"scaling-policy\"\n[limits]\nmemory-mib = 2048\n", "limits.memory-mib"),
+            ("name = \"p\"\nworld = \"scaling-policy\"\n[limits]\ntimeout-ms = 0\n", "limits.timeout-ms"),
+            ("name = \"-p\"\nworld = \"scaling-policy\"\n", "name"),
+            ("name = \"p\"\nworld = \"scaling-policy\"\nsha256 = \"abc\"\n", "sha256"),
+        ];
+        for (text, key) in cases {
+            let manifest = Manifest::from_toml(&format!("{base}{text}")).unwrap();
+            let err = manifest.validate().unwrap_err().to_string();
+            assert!(err.starts_with(key), "{text}: {err}");
+        }
+        let long = format!(
+            "name = \"{}\"\nworld = \"registrar\"\n{base}",
+            "a".repeat(64)
+        );
+        assert!(Manifest::from_toml(&long).unwrap().validate().is_err());
+        assert!(Manifest::from_toml("name = \"x\"\nversion = \"1\"\nworld = \"other\"\n").is_err());
+    }
+
+    #[test]
+    fn limits_have_defaults_and_caps() {
+        let mut manifest = policy();
+        manifest.limits.memory_mib = Some(1024);
+        manifest.validate().unwrap();
+        assert_eq!(manifest.effective_memory_bytes(), 1 << 30);
+        manifest.limits.timeout_ms = Some(250);
+        assert_eq!(manifest.effective_timeout(), Duration::from_millis(250));
     }
 
     #[test]

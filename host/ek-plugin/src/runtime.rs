@@ -7,7 +7,7 @@ use crate::PluginError;
 use sha2::{Digest, Sha256};
 use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use wasmtime::component::types::ComponentItem;
@@ -16,12 +16,32 @@ use wasmtime::{Config, Engine};
 
 /// The hex sha256 of `bytes`.
 pub fn sha256_hex(bytes: &[u8]) -> String {
-    let digest = Sha256::digest(bytes);
-    let mut out = String::with_capacity(64);
-    for byte in digest {
-        out.push_str(&format!("{byte:02x}"));
+    hex(&Sha256::digest(bytes))
+}
+
+fn hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(bytes.len() * 2);
+    for byte in bytes {
+        out.push(char::from(DIGITS[usize::from(byte >> 4)]));
+        out.push(char::from(DIGITS[usize::from(byte & 15)]));
     }
     out
+}
+
+/// A `Hasher` that feeds sha256, for a hash that is the same in every process.
+struct Sha256Hasher(Sha256);
+
+impl Hasher for Sha256Hasher {
+    fn write(&mut self, bytes: &[u8]) {
+        self.0.update(bytes);
+    }
+    fn finish(&self) -> u64 {
+        let digest = self.0.clone().finalize();
+        let mut first = [0u8; 8];
+        first.copy_from_slice(&digest[..8]);
+        u64::from_le_bytes(first)
+    }
 }
 
 /// How the runtime runs plugins.
@@ -69,15 +89,21 @@ pub struct Runtime {
     pub(crate) inner: Arc<Inner>,
 }
 
-/// A component that passed every check, compiled, and instantiated once.
+/// A component that passed every check, compiled, and instantiated once. Cheap to clone.
 #[derive(Clone)]
 pub struct Loaded {
+    pub(crate) inner: Arc<LoadedInner>,
+    /// True when the compiled code came from the on-disk cache.
+    pub from_cache: bool,
+    /// How long compiling (or loading from the cache) took.
+    pub compile_time: Duration,
+}
+
+pub(crate) struct LoadedInner {
     pub(crate) runtime: Runtime,
     pub(crate) manifest: Arc<Manifest>,
     pub(crate) pre: Pre,
     sha256: String,
-    from_cache: bool,
-    compile_time: Duration,
 }
 
 #[derive(Clone)]
@@ -90,15 +116,15 @@ pub(crate) enum Pre {
 impl Loaded {
     /// The manifest it was loaded with.
     pub fn manifest(&self) -> &Manifest {
-        &self.manifest
+        &self.inner.manifest
     }
-    /// The component's sha256.
+    /// The component's sha256, hex.
     pub fn sha256(&self) -> &str {
-        &self.sha256
+        &self.inner.sha256
     }
     /// Its world.
     pub fn world(&self) -> World {
-        self.manifest.world
+        self.inner.manifest.world
     }
     /// True when the compiled code came from the on-disk cache.
     pub fn from_cache(&self) -> bool {
@@ -107,6 +133,27 @@ impl Loaded {
     /// How long compiling (or loading from the cache) took.
     pub fn compile_time(&self) -> Duration {
         self.compile_time
+    }
+    pub(crate) fn runtime(&self) -> &Runtime {
+        &self.inner.runtime
+    }
+    pub(crate) fn manifest_arc(&self) -> &Arc<Manifest> {
+        &self.inner.manifest
+    }
+    pub(crate) fn pre(&self) -> &Pre {
+        &self.inner.pre
+    }
+}
+
+impl std::fmt::Debug for Loaded {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Loaded")
+            .field("name", &self.inner.manifest.name)
+            .field("world", &self.world())
+            .field("sha256", &self.inner.sha256)
+            .field("from_cache", &self.from_cache)
+            .field("compile_time", &self.compile_time)
+            .finish()
     }
 }
 
@@ -148,9 +195,10 @@ impl Runtime {
             linker(World::ScalingPolicy)?,
             linker(World::Registrar)?,
         ];
-        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        // Stable across restarts (unlike std's hashers): sha256 of what wasmtime hashes.
+        let mut hasher = Sha256Hasher(Sha256::new());
         engine.precompile_compatibility_hash().hash(&mut hasher);
-        let compat = format!("{:016x}", hasher.finish());
+        let compat = hex(&hasher.0.finalize()[..16]);
         let stop = Arc::new(AtomicBool::new(false));
         let ticker_engine = engine.clone();
         let ticker_stop = stop.clone();
@@ -188,7 +236,10 @@ impl Runtime {
         }
     }
 
-    /// Checks, compiles (or loads from the cache) and instantiates once.
+    /// Checks, compiles (or loads from the cache) and instantiates once: the manifest is
+    /// valid, the bytes are the ones it names (when it names a sha256), the component
+    /// exports its world's function, imports only what the allow-list grants at a WIT
+    /// version this host offers, links, and instantiates within its limits.
     pub fn load(&self, manifest: &Manifest, wasm: &[u8]) -> Result<Loaded, PluginError> {
         manifest
             .validate()
@@ -232,19 +283,23 @@ impl Runtime {
             }
         };
         let loaded = Loaded {
-            runtime: self.clone(),
-            manifest: Arc::new(manifest.clone()),
-            pre,
-            sha256,
+            inner: Arc::new(LoadedInner {
+                runtime: self.clone(),
+                manifest: Arc::new(manifest.clone()),
+                pre,
+                sha256,
+            }),
             from_cache,
             compile_time,
         };
         // Smoke test: it must instantiate (start functions, memory within its cap).
-        crate::plugin::Instance::new(&loaded).map_err(PluginError::Instantiate)?;
+        crate::plugin::Instance::new(&loaded, &crate::host::NoNode)
+            .map_err(PluginError::Instantiate)?;
         Ok(loaded)
     }
 
-    /// The same component with another manifest of the same world (e.g. other config).
+    /// The same component with another manifest of the same world and the same imports
+    /// (e.g. other config or prefixes); nothing is compiled again.
     pub fn reload(&self, loaded: &Loaded, manifest: Manifest) -> Result<Loaded, PluginError> {
         manifest
             .validate()
@@ -257,10 +312,24 @@ impl Runtime {
                 manifest.world.as_str()
             )));
         }
-        Ok(Loaded {
+        if manifest.files.is_some() != loaded.manifest().files.is_some() {
+            return Err(PluginError::Manifest(
+                "reload cannot add or remove a [files] grant; load again".into(),
+            ));
+        }
+        let inner = LoadedInner {
+            runtime: loaded.inner.runtime.clone(),
             manifest: Arc::new(manifest),
+            pre: loaded.inner.pre.clone(),
+            sha256: loaded.inner.sha256.clone(),
+        };
+        let reloaded = Loaded {
+            inner: Arc::new(inner),
             ..loaded.clone()
-        })
+        };
+        crate::plugin::Instance::new(&reloaded, &crate::host::NoNode)
+            .map_err(PluginError::Instantiate)?;
+        Ok(reloaded)
     }
 
     fn cache_path(&self, sha256: &str) -> Option<PathBuf> {
@@ -301,10 +370,20 @@ fn store_cached(component: &Component, path: &Path) -> std::io::Result<()> {
         std::fs::create_dir_all(dir)?;
     }
     let write = |target: &Path, data: &[u8]| -> std::io::Result<()> {
-        let tmp = target.with_extension("tmp");
-        std::fs::write(&tmp, data)?;
-        std::fs::File::open(&tmp)?.sync_all()?;
-        std::fs::rename(&tmp, target)
+        // A name of its own per writer: two loads of one plugin may race to cache it.
+        static WRITES: AtomicU64 = AtomicU64::new(0);
+        let tmp = target.with_extension(format!(
+            "tmp-{}-{}",
+            std::process::id(),
+            WRITES.fetch_add(1, Ordering::Relaxed)
+        ));
+        let result = std::fs::write(&tmp, data)
+            .and_then(|()| std::fs::File::open(&tmp)?.sync_all())
+            .and_then(|()| std::fs::rename(&tmp, target));
+        if result.is_err() {
+            let _ = std::fs::remove_file(&tmp);
+        }
+        result
     };
     // The checksum goes last: a file without one is never loaded.
     let _ = std::fs::remove_file(path.with_extension("sha256"));
@@ -343,7 +422,7 @@ fn deserialize(engine: &Engine, bytes: &[u8]) -> Result<Component, String> {
     unsafe { Component::deserialize(engine, bytes) }.map_err(wt)
 }
 
-/// The interfaces each world may import (besides WASI), without version.
+/// The `edgekeeper:plugin` interfaces each world may import.
 fn own_imports(world: World) -> &'static [&'static str] {
     match world {
         World::Watcher | World::Registrar => &["types", "tree", "txn", "log", "clock", "config"],
@@ -351,9 +430,11 @@ fn own_imports(world: World) -> &'static [&'static str] {
     }
 }
 
-/// WASI interfaces a Rust `wasm32-wasip2` guest imports even when it uses none of them;
-/// served by a deny-all context.
-const WASI_ALLOWED: &[&str] = &[
+/// WASI 0.2 interfaces any plugin may import. Rust's `std` for `wasm32-wasip2` imports
+/// the `io` and `cli` ones even when the plugin uses none of them; clocks and randomness
+/// are harmless (`HashMap`'s seed, `Instant`, `SystemTime`). All are served by a deny-all
+/// context: no arguments, no environment, empty stdin, captured stdout and stderr.
+pub const WASI_ALLOWED: &[&str] = &[
     "wasi:io/poll",
     "wasi:io/error",
     "wasi:io/streams",
@@ -374,8 +455,9 @@ const WASI_ALLOWED: &[&str] = &[
     "wasi:random/insecure-seed",
 ];
 
-/// Allowed only with a `[files]` grant.
-const WASI_FILES: &[&str] = &["wasi:filesystem/types", "wasi:filesystem/preopens"];
+/// WASI interfaces allowed only with a `[files]` grant (then served by one preopened
+/// directory). Anything else, `wasi:sockets` and `wasi:http` included, is refused.
+pub const WASI_FILES: &[&str] = &["wasi:filesystem/types", "wasi:filesystem/preopens"];
 
 fn check_imports(
     engine: &Engine,
@@ -386,14 +468,27 @@ fn check_imports(
     for (name, _) in ty.imports(engine) {
         let (interface, version) = name.split_once('@').unwrap_or((name, ""));
         if let Some(own) = interface.strip_prefix("edgekeeper:plugin/") {
-            check_wit_version(version).map_err(PluginError::WitVersion)?;
+            check_wit_version(version)
+                .map_err(|reason| PluginError::WitVersion(format!("{name}: {reason}")))?;
             if !own_imports(manifest.world).contains(&own) {
                 return Err(PluginError::Import(format!(
-                    "{name}: a {} may not import {own}",
-                    manifest.world.as_str()
+                    "{name}: the {} world has no `{own}` interface{}",
+                    manifest.world.as_str(),
+                    if own == "txn" {
+                        " (a scaling policy returns its decision; it cannot write)"
+                    } else {
+                        ""
+                    }
                 )));
             }
             continue;
+        }
+        let wasi = WASI_ALLOWED.contains(&interface) || WASI_FILES.contains(&interface);
+        if wasi && !version.starts_with("0.2.") {
+            return Err(PluginError::Import(format!(
+                "{name}: this host offers WASI 0.2 (wasm32-wasip2), not {:?}",
+                version
+            )));
         }
         if WASI_ALLOWED.contains(&interface) {
             continue;
@@ -407,12 +502,14 @@ fn check_imports(
             )));
         }
         return Err(PluginError::Import(format!(
-            "{name} is not on the allow-list (plugins get their world's edgekeeper:plugin interfaces and a deny-all WASI)"
+            "{name} is not on the allow-list (plugins get their world's edgekeeper:plugin \
+             interfaces and a deny-all WASI: no sockets, no filesystem without a [files] grant)"
         )));
     }
     Ok(())
 }
 
+/// The component must export its world's function, and nothing else.
 fn check_exports(engine: &Engine, component: &Component, world: World) -> Result<(), PluginError> {
     let ty = component.component_type();
     let exports: Vec<(String, bool)> = ty
@@ -425,18 +522,30 @@ fn check_exports(engine: &Engine, component: &Component, world: World) -> Result
         })
         .collect();
     let wanted = world.export();
-    if exports.iter().any(|(name, func)| name == wanted && *func) {
-        return Ok(());
+    let names: Vec<&str> = exports.iter().map(|(name, _)| name.as_str()).collect();
+    let listed = if names.is_empty() {
+        "nothing".to_owned()
+    } else {
+        names.join(", ")
+    };
+    if !exports.iter().any(|(name, func)| name == wanted && *func) {
+        let hint = [World::Watcher, World::ScalingPolicy, World::Registrar]
+            .into_iter()
+            .find(|other| names.contains(&other.export()))
+            .map(|other| format!("; it looks like a {} plugin", other.as_str()))
+            .unwrap_or_default();
+        return Err(PluginError::WrongWorld(format!(
+            "the manifest says world {} but the component does not export `{wanted}` \
+             (it exports: {listed}){hint}",
+            world.as_str(),
+        )));
     }
-    let others: Vec<String> = exports.into_iter().map(|(name, _)| name).collect();
-    let hint = [World::Watcher, World::ScalingPolicy, World::Registrar]
-        .into_iter()
-        .find(|other| others.iter().any(|name| name == other.export()))
-        .map(|other| format!("; it looks like a {} plugin", other.as_str()))
-        .unwrap_or_default();
-    Err(PluginError::WrongWorld(format!(
-        "the manifest says world {} but the component does not export `{wanted}` (it exports: {}){hint}",
-        world.as_str(),
-        if others.is_empty() { "nothing".to_owned() } else { others.join(", ") }
-    )))
+    if let Some(extra) = names.iter().find(|name| **name != wanted) {
+        return Err(PluginError::WrongWorld(format!(
+            "the component exports `{extra}`, which the {} world does not have (it exports: \
+             {listed})",
+            world.as_str(),
+        )));
+    }
+    Ok(())
 }
