@@ -5,6 +5,19 @@
 //!
 //! This crate knows nothing of the node: plugins read through [`HostEnv`] and their
 //! writes come back as [`TxnOp`]s for the caller to submit.
+//!
+//! - [`Runtime`]: one wasmtime engine (epoch interruption; fuel only for `plugin test`),
+//!   the linkers of the three worlds and an epoch ticker thread. [`Runtime::load`] checks
+//!   a component (sha256, world, import allow-list, WIT version), compiles it or loads
+//!   this node's own cached compilation, and instantiates it once.
+//! - [`Plugin`]: one loaded plugin with its failure policy. Its calls are synchronous and
+//!   CPU-bound: make them on a blocking thread (`spawn_blocking`), never inside an async
+//!   task (wasmtime-wasi's synchronous bindings enter a tokio runtime of their own, or
+//!   the caller's).
+//! - [`fixture`]: the runner behind `edgekeeper plugin test`.
+//!
+//! Neither the deadline nor fuel can interrupt a host function: [`HostEnv`] reads must
+//! answer quickly.
 
 mod bindings;
 mod convert;

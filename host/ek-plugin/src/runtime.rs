@@ -412,13 +412,21 @@ fn load_cached(engine: &Engine, path: &Path) -> Result<Option<Component>, String
     deserialize(engine, &bytes).map(Some)
 }
 
-/// Loads precompiled code this node wrote itself.
+/// Loads precompiled code this node wrote itself. The only unsafe code of the crate.
+///
+/// From bytes already read and checked in memory rather than `deserialize_file`: a mapped
+/// file could change between the check and its use. That costs ~0.3 ms of CPU more per
+/// load (shared/reference/wasm-plugins.md), once per plugin per start.
 #[allow(unsafe_code)]
 fn deserialize(engine: &Engine, bytes: &[u8]) -> Result<Component, String> {
     // SAFETY: wasmtime requires the bytes to come from `Component::serialize` of a
-    // compatible engine. They do: only this node writes its cache directory, each file is
-    // keyed by the engine's compatibility hash, and its sha256 (written after it, checked
-    // just before this call) proves it is the file that node wrote, whole.
+    // compatible engine, because it maps them as executable code without validating them.
+    // They do: only this node writes its cache directory (it is never replicated), each
+    // file is named after the component's sha256 and the engine's compatibility hash (so
+    // an engine with other settings or another wasmtime build never reads it), and the
+    // sha256 recorded beside the file, written after it and checked against these very
+    // bytes just before this call, shows they are what this node wrote, whole and
+    // unchanged (no corruption, no truncation, no tampering short of rewriting both).
     unsafe { Component::deserialize(engine, bytes) }.map_err(wt)
 }
 

@@ -49,9 +49,13 @@ pub fn guest(name: &str) -> Vec<u8> {
     std::fs::read(&file).unwrap_or_else(|err| panic!("read {}: {err}", file.display()))
 }
 
-/// A manifest from TOML; it must parse.
+/// A manifest from TOML; it must parse. Without a `timeout-ms` of its own it gets 10 s: a
+/// debug build on a busy machine is slow, and only the tests of deadlines need short ones.
 pub fn manifest(toml: &str) -> Manifest {
-    Manifest::from_toml(toml).unwrap_or_else(|err| panic!("manifest: {err}\n{toml}"))
+    let mut manifest =
+        Manifest::from_toml(toml).unwrap_or_else(|err| panic!("manifest: {err}\n{toml}"));
+    manifest.limits.timeout_ms.get_or_insert(10_000);
+    manifest
 }
 
 /// A leader watcher named `w` that reads `/out` and `/cmd`, writes `/out`, plus `extra`

@@ -66,7 +66,8 @@ fn run(command: &str, calls: u32, batch: &ChangeBatch) -> Result<(), String> {
             log::log(Level::Info, &format!("grew by {mib} MiB"));
         }
         "err-after-write" => {
-            txn::create("/out/x", b"x", txn::CreateMode::Persistent).map_err(|e| format!("{e:?}"))?;
+            txn::create("/out/x", b"x", txn::CreateMode::Persistent)
+                .map_err(|e| format!("{e:?}"))?;
             return Err("changed my mind".into());
         }
         "out-of-grant" => {
@@ -127,7 +128,10 @@ fn counter(batch: &ChangeBatch) -> Result<(), String> {
         let version = change.stat.map(|s| s.version).unwrap_or(-1);
         log::log(
             Level::Info,
-            &format!("{kind} {} at {} (version {version})", change.path, change.zxid),
+            &format!(
+                "{kind} {} at {} (version {version})",
+                change.path, change.zxid
+            ),
         );
     }
     match tree::exists("/out/count").map_err(|e| format!("{e:?}"))? {
@@ -135,7 +139,11 @@ fn counter(batch: &ChangeBatch) -> Result<(), String> {
         Some(stat) => {
             let (data, _) = tree::get("/out/count").map_err(|e| format!("{e:?}"))?;
             let n: u64 = String::from_utf8_lossy(&data).parse().unwrap_or(0);
-            txn::set("/out/count", (n + 1).to_string().as_bytes(), Some(stat.version))
+            txn::set(
+                "/out/count",
+                (n + 1).to_string().as_bytes(),
+                Some(stat.version),
+            )
         }
     }
     .map_err(|e| format!("{e:?}"))
