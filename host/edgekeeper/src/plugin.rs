@@ -105,8 +105,9 @@ fn build(path: &Path, package: Option<&str>) -> anyhow::Result<()> {
             "cargo build failed ({status}); is the target installed? `rustup target add wasm32-wasip2`"
         );
     }
-    let target_dir = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
+    // Where cargo put it: a workspace member builds into its workspace's target dir.
+    let target_dir = cargo_target_dir(path)
+        .or_else(|| std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from))
         .unwrap_or_else(|| path.join("target"));
     let out = target_dir.join("wasm32-wasip2").join("release");
     let mut found = false;
@@ -132,6 +133,20 @@ fn build(path: &Path, package: Option<&str>) -> anyhow::Result<()> {
         println!("built; components are in {}", out.display());
     }
     Ok(())
+}
+
+/// The target directory cargo uses for the crate or workspace at `path`.
+fn cargo_target_dir(path: &Path) -> Option<PathBuf> {
+    let output = std::process::Command::new(std::env::var("CARGO").unwrap_or("cargo".into()))
+        .current_dir(path)
+        .args(["metadata", "--format-version", "1", "--no-deps"])
+        .output()
+        .ok()?;
+    if !output.status.success() {
+        return None;
+    }
+    let metadata: serde_json::Value = serde_json::from_slice(&output.stdout).ok()?;
+    metadata["target_directory"].as_str().map(PathBuf::from)
 }
 
 fn read_manifest(path: &Path) -> anyhow::Result<Manifest> {

@@ -136,8 +136,9 @@ pub(crate) struct Manager {
     /// The node's own session: statuses, membership, decisions.
     pub(crate) session: Option<Arc<LocalSession>>,
     subscription: Option<Subscription>,
-    /// What each status node was last written with, and when.
-    written: BTreeMap<String, (String, Instant)>,
+    /// What each status node was last written with (its key fields, its full text), and
+    /// when.
+    written: BTreeMap<String, (String, String, Instant)>,
     leader: bool,
     member_written: Option<String>,
     next_retry: Instant,
@@ -602,8 +603,10 @@ impl Manager {
             }
             let key = format!("{key}|{}", value["runtime"]["state"]);
             let due = match self.written.get(&name) {
-                Some((last_key, at)) => {
-                    *last_key != key || (at.elapsed() >= STATUS_REFRESH && text != *last_key)
+                // Counters alone refresh it at most every few seconds, and only when they
+                // moved: an idle plugin's status is not rewritten.
+                Some((last_key, last_text, at)) => {
+                    *last_key != key || (at.elapsed() >= STATUS_REFRESH && text != *last_text)
                 }
                 None => true,
             };
@@ -614,12 +617,12 @@ impl Manager {
             let path = status_path(&name, self.node.node_id());
             let result = async {
                 tree::ensure_path(&session, &dir).await?;
-                put_ephemeral(&session, &path, text.into_bytes()).await
+                put_ephemeral(&session, &path, text.clone().into_bytes()).await
             }
             .await;
             match result {
                 Ok(()) => {
-                    self.written.insert(name, (key, Instant::now()));
+                    self.written.insert(name, (key, text, Instant::now()));
                 }
                 Err(err) => tracing::debug!(%err, path, "cannot write the plugin status"),
             }

@@ -80,7 +80,10 @@ pub(crate) async fn round(manager: &mut Manager) {
                 }
                 Err(err) => {
                     tracing::warn!(plugin = name, source = source.name, %err, "reconcile failed");
-                    if let Ok(mut report) = slot.report.lock() {
+                    // Refusals while backing off or suspended keep the real failure shown.
+                    let refusal =
+                        matches!(err, CallError::Backoff { .. } | CallError::Suspended { .. });
+                    if let (false, Ok(mut report)) = (refusal, slot.report.lock()) {
                         report.error(format!("source {}: {err}", source.name));
                     }
                 }

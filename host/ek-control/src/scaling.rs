@@ -232,8 +232,13 @@ async fn evaluate(
     let decision: Decision = match result {
         Ok((decision, _)) => decision,
         Err(err) => {
-            if let Ok(mut report) = slot.report.lock() {
-                report.error(format!("{workload}: {err}"));
+            // A refusal while backing off or suspended is not news: keep the failure that
+            // caused it in the status.
+            let refusal = matches!(err, CallError::Backoff { .. } | CallError::Suspended { .. });
+            if !refusal {
+                if let Ok(mut report) = slot.report.lock() {
+                    report.error(format!("{workload}: {err}"));
+                }
             }
             return Err(format!("policy {}: {err}", spec.policy));
         }

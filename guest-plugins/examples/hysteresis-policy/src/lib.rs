@@ -6,8 +6,8 @@
 //! - below `down` (60 %): scale down by one;
 //! - otherwise: hold.
 //!
-//! The up episode is read from the workload's recent decisions: the last decision raised
-//! the desired count above the one before it. Settings (`up`, `target`, `down`) come from the workload's spec; results are
+//! The up episode is read from the workload's recent decisions: the last change of the
+//! desired count (repeated decisions skipped) was an increase. Settings (`up`, `target`, `down`) come from the workload's spec; results are
 //! clamped to min/max.
 
 use edgekeeper_plugin::{Decision, Host, Level, ScalingPolicy, TargetKind, Workload};
@@ -96,10 +96,16 @@ pub fn decide(w: &Workload) -> Result<Decision, String> {
     })
 }
 
-/// True when the last decision scaled up (its desired count is above the one before).
+/// True when the last change of the desired count was an increase. Decisions repeat
+/// (each evaluation records one until the count is applied), so repeats are skipped.
 fn was_up(w: &Workload) -> bool {
-    let n = w.recent.len();
-    n >= 2 && w.recent[n - 1].desired_replicas > w.recent[n - 2].desired_replicas
+    let mut counts = w.recent.iter().rev().map(|d| d.desired_replicas);
+    let Some(last) = counts.next() else {
+        return false;
+    };
+    counts
+        .find(|n| *n != last)
+        .is_some_and(|before| before < last)
 }
 
 impl ScalingPolicy for Hysteresis {
