@@ -7,6 +7,8 @@
 //! (`replication`, `failover`) start replicated edgekeeper ensembles through `cluster`,
 //! optionally behind the fault-injecting UDP `proxy`, and run only against edgekeeper.
 //! `plugin_e2e` compiles the guest plugins (`guest_build`) and runs them in real nodes.
+//! `plugins` drives the `edgekeeper plugin` tool and real nodes and ensembles with the
+//! example and hostile guest plugins, which `guests` builds once per test process.
 
 mod bad_input;
 mod cluster;
@@ -14,10 +16,12 @@ mod crash;
 mod ctl;
 mod failover;
 mod guest_build;
+mod guests;
 mod harness;
 mod kazoo;
 mod load;
 mod plugin_e2e;
+mod plugins;
 mod proxy;
 mod replication;
 mod zk_clients;
