@@ -18,6 +18,11 @@ fn repo() -> PathBuf {
         .to_owned()
 }
 
+/// `guest-plugins/<rel>`, e.g. `guest_dir("examples/hpa-policy/manifest.toml")`.
+pub(crate) fn guest_dir(rel: &str) -> PathBuf {
+    repo().join("guest-plugins").join(rel)
+}
+
 /// `guest-plugins/examples/<name>`, e.g. `example_dir("hpa-policy")`: its `manifest.toml`
 /// and `fixtures/`.
 pub(crate) fn example_dir(name: &str) -> PathBuf {

@@ -3,7 +3,7 @@
 //! they return. Edgekeeper only (ZooKeeper has no plugins).
 
 use crate::cluster::{bounded_test, turn, Cluster, Spec};
-use crate::guest_build::{guest_dir, wasm};
+use crate::guests::{guest_dir, wasm};
 use crate::harness::{edgekeeper_bin, run_bounded, Flavor, Server};
 use crate::load::OPEN;
 use std::path::{Path, PathBuf};
