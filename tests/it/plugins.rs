@@ -1021,7 +1021,19 @@ async fn stat_version(client: &zk::Client, path: &str) -> i32 {
 
 /// A plugin that is not called has nothing new to report: its status node is not written
 /// again (a write is a replicated transaction) while two status refresh periods (5 s) pass.
+/// The status is first waited on until it records the plugin's one write (`txns` ≥ 1):
+/// a status written between the call and its commit is rightly refreshed once.
 async fn idle_status_stays_put(client: &zk::Client, name: &str) {
+    eventually(
+        "the status records the plugin's write",
+        String::new,
+        || async {
+            status(client, name)
+                .await
+                .filter(|s| s["txns"].as_u64().unwrap_or(0) >= 1)
+        },
+    )
+    .await;
     let path = {
         let all = statuses(client, name).await;
         assert_eq!(all.len(), 1, "{all:?}");
