@@ -276,7 +276,10 @@ impl DataTree {
             return ek_types::Stat::default();
         };
         step.undo.push(Undo::Replaced(Arc::from(key), old, acl));
-        self.nodes.get(key).map(Node::stat).unwrap_or_default()
+        self.nodes
+            .get(key)
+            .map(|node| node.stat())
+            .unwrap_or_default()
     }
 
     fn acl_arc_of(&self, key: &str) -> Arc<[Acl]> {

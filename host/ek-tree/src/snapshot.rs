@@ -25,7 +25,7 @@ const FRAME_BYTES_MAX: u32 = 256 << 20;
 /// to stream from another thread while the tree moves on.
 #[derive(Clone, Debug)]
 pub struct TreeSnapshot {
-    nodes: imbl::OrdMap<Arc<str>, Node>,
+    nodes: imbl::OrdMap<Arc<str>, Arc<Node>>,
     acls: imbl::OrdMap<AclId, AclEntry>,
     sessions: imbl::OrdMap<SessionId, i32>,
     last_zxid: Zxid,

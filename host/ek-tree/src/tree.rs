@@ -14,8 +14,10 @@ use std::sync::Arc;
 /// same tree and the same [`DataTree::digest`].
 #[derive(Debug)]
 pub struct DataTree {
-    /// Every znode by key (see `key.rs`).
-    pub(crate) nodes: imbl::OrdMap<Arc<str>, Node>,
+    /// Every znode by key (see `key.rs`). The record sits behind its own pointer: a map
+    /// leaf then holds 24-byte entries instead of 104-byte ones, which matters because
+    /// B-tree leaves are often half empty (100,000 znodes: ~6 MB less).
+    pub(crate) nodes: imbl::OrdMap<Arc<str>, Arc<Node>>,
     /// Interned ACL lists.
     pub(crate) acls: AclTable,
     /// Session id to negotiated timeout in ms.
@@ -275,7 +277,7 @@ impl DataTree {
             }
             EphemeralKind::Persistent => {}
         }
-        self.nodes.insert(key, node);
+        self.nodes.insert(key, Arc::new(node));
     }
 
     /// Removes a node and releases its ACL reference.
@@ -301,7 +303,7 @@ impl DataTree {
             EphemeralKind::Persistent => {}
         }
         self.acls.release(node.acl);
-        Some((key, node))
+        Some((key, Arc::unwrap_or_clone(node)))
     }
 
     /// Changes a node in place (not its owner) and returns its record from before.
@@ -310,7 +312,7 @@ impl DataTree {
         key: &str,
         change: impl FnOnce(&mut Node),
     ) -> Option<Node> {
-        let node = self.nodes.get_mut(key)?;
+        let node = Arc::make_mut(self.nodes.get_mut(key)?);
         let old = node.clone();
         let old_hash = node_hash(key, node, self.acls.get(node.acl).map_or(0, |e| e.hash));
         change(node);
