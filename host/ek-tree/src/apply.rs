@@ -1,7 +1,7 @@
 //! `DataTree::apply`: txns in, results and watch events out, all or nothing.
 
-use crate::key::{key_of, parent_key, path_of};
-use crate::node::Node;
+use crate::key::{key_of, parent_key, path_of, Key};
+use crate::node::{Node, Stored};
 use crate::tree::DataTree;
 use ek_types::{Acl, EphemeralKind, EventType, OpCode, OpResult, SessionId, Txn, TxnBody, Zxid};
 use std::sync::Arc;
@@ -58,9 +58,12 @@ pub enum ApplyError {
 /// How to restore the tree if a later op of the txn fails.
 pub(crate) enum Undo {
     /// A node was added under this key.
-    Inserted(Arc<str>),
-    /// A node under this key was changed or removed; this was it, with its ACL.
-    Replaced(Arc<str>, Node, Arc<[Acl]>),
+    Inserted(Key),
+    /// A node under this key was replaced or removed; this was it, with its ACL.
+    Replaced(Key, Stored, Arc<[Acl]>),
+    /// The stat fields of the node under this key were changed (not its data or owner);
+    /// these were they, with its ACL.
+    Modified(Key, Node, Arc<[Acl]>),
     /// A session's timeout was changed (or added, or removed); this was it.
     Session(SessionId, Option<i32>),
 }
@@ -153,14 +156,24 @@ impl DataTree {
                 version,
             } => {
                 let key = existing_key(self, path)?;
-                let data = self.share_data(data.clone());
                 let (zxid, time_ms) = (step.zxid, step.time_ms);
-                let stat = self.change(&key, step, |node| {
-                    node.data = data;
+                let acl = self.acl_arc_of(&key);
+                let edit = |node: &mut Node| {
                     node.version = *version;
                     node.mzxid = zxid;
                     node.mtime = time_ms;
-                });
+                };
+                let stat = match self.replace_node_data(&key, data.as_deref(), edit) {
+                    Some(old) => {
+                        step.undo
+                            .push(Undo::Replaced(Key::from(key.as_str()), old, acl));
+                        self.nodes
+                            .get(key.as_str())
+                            .map(|node| node.stat())
+                            .unwrap_or_default()
+                    }
+                    None => ek_types::Stat::default(),
+                };
                 step.applied
                     .events
                     .push((EventType::NodeDataChanged, path.clone()));
@@ -219,10 +232,11 @@ impl DataTree {
             node.num_children += 1;
             node.pzxid = zxid;
         });
-        let mut node = self.new_node(data.map(<[u8]>::to_vec), owner, zxid, step.time_ms);
+        let mut node = DataTree::new_node(owner, zxid, step.time_ms);
         node.acl = self.acls.acquire(acl);
+        let node = Stored::new(node, data);
         let stat = node.stat();
-        let key: Arc<str> = Arc::from(key);
+        let key: Key = Key::from(key);
         self.insert_node(key.clone(), node);
         step.undo.push(Undo::Inserted(key));
         let events = &mut step.applied.events;
@@ -275,7 +289,7 @@ impl DataTree {
         let Some(old) = self.modify_node(key, edit) else {
             return ek_types::Stat::default();
         };
-        step.undo.push(Undo::Replaced(Arc::from(key), old, acl));
+        step.undo.push(Undo::Modified(Key::from(key), old, acl));
         self.nodes
             .get(key)
             .map(|node| node.stat())
@@ -295,10 +309,18 @@ impl DataTree {
                 Undo::Inserted(key) => {
                     self.remove_node(&key);
                 }
-                Undo::Replaced(key, mut node, acl) => {
+                Undo::Replaced(key, node, acl) => {
                     self.remove_node(&key);
-                    node.acl = self.acls.acquire(&acl);
+                    let acl = self.acls.acquire(&acl);
+                    let mut node = node;
+                    node.modify(|node| node.acl = acl);
                     self.insert_node(key, node);
+                }
+                Undo::Modified(key, mut header, acl) => {
+                    if let Some((key, current)) = self.remove_node(&key) {
+                        header.acl = self.acls.acquire(&acl);
+                        self.insert_node(key, Stored::new(header, current.data()));
+                    }
                 }
                 Undo::Session(session, Some(timeout)) => {
                     self.sessions.insert(session, timeout);

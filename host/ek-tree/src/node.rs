@@ -2,16 +2,15 @@
 
 use crate::acl_table::{AclEntry, AclId};
 use ek_types::{Acl, Stat, Zxid};
+use std::ops::Deref;
 use std::sync::Arc;
 
-/// A znode as stored: data plus the persisted stat fields. `dataLength` is the data's
-/// length (0 for null data); children live in the map under this node's key prefix and
-/// are counted in `num_children`.
+/// A znode's persisted stat fields. `dataLength` is the data's length (0 for null data);
+/// children live in the map under this node's key prefix and are counted in
+/// `num_children`. The data itself sits after these fields in the same allocation
+/// ([`Stored`]).
 #[derive(Clone, Debug)]
 pub(crate) struct Node {
-    /// The data, shared with readers and snapshots; `None` is ZooKeeper's null data,
-    /// distinct from empty (same size as a bare `Arc<[u8]>`: the pointer is the niche).
-    pub(crate) data: Option<Arc<[u8]>>,
     /// Zxid of the create.
     pub(crate) czxid: Zxid,
     /// Zxid of the last setData (or the create).
@@ -36,16 +35,13 @@ pub(crate) struct Node {
     pub(crate) child_creates: i32,
     /// Id into the ACL table.
     pub(crate) acl: AclId,
+    /// ZooKeeper's null data, distinct from empty (the stored data is then empty).
+    pub(crate) null_data: bool,
 }
 
 impl Node {
-    /// The data's length; null data counts as 0, as ZooKeeper's `dataLength` does.
-    pub(crate) fn data_len(&self) -> usize {
-        self.data.as_ref().map_or(0, |data| data.len())
-    }
-
-    /// The jute `Stat` of this node.
-    pub(crate) fn stat(&self) -> Stat {
+    /// The jute `Stat` of this node, given its data's length.
+    pub(crate) fn stat_with(&self, data_len: usize) -> Stat {
         Stat {
             czxid: self.czxid,
             mzxid: self.mzxid,
@@ -55,22 +51,81 @@ impl Node {
             cversion: self.cversion,
             aversion: self.aversion,
             ephemeral_owner: self.ephemeral_owner,
-            data_length: self.data_len() as i32,
+            data_length: data_len as i32,
             num_children: self.num_children,
             pzxid: self.pzxid,
         }
     }
 }
 
+/// A znode as the map stores it: the stat fields and the data in one reference-counted
+/// allocation behind a thin pointer (one allocation per znode instead of two, and an
+/// 8-byte map value). Shared with snapshots; a change to a shared record copies it.
+#[derive(Clone, Debug)]
+pub(crate) struct Stored(triomphe::ThinArc<Node, u8>);
+
+impl Stored {
+    /// A record of `node` holding `data` (`None`: null data).
+    pub(crate) fn new(mut node: Node, data: Option<&[u8]>) -> Stored {
+        node.null_data = data.is_none();
+        Stored(triomphe::ThinArc::from_header_and_slice(
+            node,
+            data.unwrap_or_default(),
+        ))
+    }
+
+    /// The data; `None` for null data.
+    pub(crate) fn data(&self) -> Option<&[u8]> {
+        (!self.0.header.header.null_data).then_some(&self.0.slice)
+    }
+
+    /// The data's length; null data counts as 0, as ZooKeeper's `dataLength` does.
+    pub(crate) fn data_len(&self) -> usize {
+        self.0.slice.len()
+    }
+
+    /// The jute `Stat`.
+    pub(crate) fn stat(&self) -> Stat {
+        self.stat_with(self.data_len())
+    }
+
+    /// Changes the stat fields, in place when no snapshot or reader shares the record.
+    pub(crate) fn modify(&mut self, change: impl FnOnce(&mut Node)) {
+        let mut change = Some(change);
+        self.0.with_arc_mut(|arc| {
+            if let Some(inner) = triomphe::Arc::get_mut(arc) {
+                if let Some(change) = change.take() {
+                    let null = inner.header().null_data;
+                    change(inner.header_mut());
+                    inner.header_mut().null_data = null;
+                }
+            }
+        });
+        if let Some(change) = change {
+            let mut node = self.0.header.header.clone();
+            change(&mut node);
+            *self = Stored::new(node, self.data());
+        }
+    }
+}
+
+impl Deref for Stored {
+    type Target = Node;
+
+    fn deref(&self) -> &Node {
+        &self.0.header.header
+    }
+}
+
 /// The digest contribution of one node: xxh3 of its path, data, stat fields, sequence
 /// counter and ACL content hash, each length-prefixed or fixed-width so that no two
 /// different nodes feed the same bytes.
-pub(crate) fn node_hash(key: &str, node: &Node, acl_hash: u64) -> u64 {
+pub(crate) fn node_hash(key: &str, node: &Stored, acl_hash: u64) -> u64 {
     let mut hasher = xxhash_rust::xxh3::Xxh3::new();
     crate::key::hash_path(key, &mut hasher);
     // Null data hashes as the length `u64::MAX`, which no real data has, so null and
     // empty data contribute different bytes.
-    match &node.data {
+    match node.data() {
         Some(data) => {
             hasher.update(&(data.len() as u64).to_le_bytes());
             hasher.update(data);
@@ -103,7 +158,7 @@ pub(crate) fn node_hash(key: &str, node: &Node, acl_hash: u64) -> u64 {
 /// A borrowed view of one znode.
 #[derive(Clone, Copy, Debug)]
 pub struct NodeRef<'a> {
-    pub(crate) node: &'a Node,
+    pub(crate) node: &'a Stored,
     pub(crate) acl: &'a AclEntry,
 }
 
@@ -111,12 +166,7 @@ impl<'a> NodeRef<'a> {
     /// The data; `None` for null data (ZooKeeper's getData returns null), which is
     /// distinct from empty.
     pub fn data(&self) -> Option<&'a [u8]> {
-        self.node.data.as_deref()
-    }
-
-    /// The data as a shared buffer (a reference count bump, no copy); `None` for null.
-    pub fn data_shared(&self) -> Option<Arc<[u8]>> {
-        self.node.data.clone()
+        self.node.data()
     }
 
     /// The jute `Stat`.
@@ -138,5 +188,47 @@ impl<'a> NodeRef<'a> {
     /// sequential child gets (it does not count deletes, unlike `Stat::cversion`).
     pub fn child_creates(&self) -> i32 {
         self.node.child_creates
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn header() -> Node {
+        let mut node = crate::tree::DataTree::new_node(0, Zxid::new(1, 1), 5);
+        node.version = 3;
+        node
+    }
+
+    #[test]
+    fn null_and_empty_data_stay_apart() {
+        let null = Stored::new(header(), None);
+        let empty = Stored::new(header(), Some(&[]));
+        assert_eq!(null.data(), None);
+        assert_eq!(empty.data(), Some(&[][..]));
+        assert_eq!((null.data_len(), empty.data_len()), (0, 0));
+        assert_ne!(node_hash("k", &null, 0), node_hash("k", &empty, 0));
+    }
+
+    #[test]
+    fn modify_changes_a_unique_record_in_place_and_copies_a_shared_one() {
+        let mut unique = Stored::new(header(), Some(b"data"));
+        unique.modify(|node| node.version = 4);
+        assert_eq!((unique.version, unique.data()), (4, Some(&b"data"[..])));
+
+        let mut record = Stored::new(header(), None);
+        let reader = record.clone();
+        record.modify(|node| {
+            node.version = 9;
+            node.null_data = false; // a change cannot turn null data into empty data
+        });
+        assert_eq!((record.version, record.data()), (9, None));
+        assert_eq!(
+            (reader.version, reader.data()),
+            (3, None),
+            "the reader's copy moved"
+        );
+        assert_eq!(record.stat().data_length, 0);
     }
 }

@@ -7,8 +7,8 @@
 //! after.
 
 use crate::acl_table::{AclEntry, AclId};
-use crate::key::{key_of, parent_key, path_of};
-use crate::node::Node;
+use crate::key::{key_of, parent_key, path_of, Key};
+use crate::node::{Node, Stored};
 use crate::tree::DataTree;
 use ek_types::{Acl, SessionId, Zxid};
 use serde::{Deserialize, Serialize};
@@ -25,7 +25,7 @@ const FRAME_BYTES_MAX: u32 = 256 << 20;
 /// to stream from another thread while the tree moves on.
 #[derive(Clone, Debug)]
 pub struct TreeSnapshot {
-    nodes: imbl::OrdMap<Arc<str>, Arc<Node>>,
+    nodes: imbl::OrdMap<Key, Stored>,
     acls: imbl::OrdMap<AclId, AclEntry>,
     sessions: imbl::OrdMap<SessionId, i32>,
     last_zxid: Zxid,
@@ -243,7 +243,7 @@ impl TreeSnapshot {
             let path = path_of(key);
             let record = NodeRecordOut {
                 path: &path,
-                data: node.data.as_deref(),
+                data: node.data(),
                 stat: stat_record(node),
             };
             write_frame(&mut w, &mut buf, &record)?;
@@ -351,20 +351,19 @@ fn read_nodes(
         }
     }
     for record in records {
-        let key: Arc<str> = Arc::from(key_of(&record.path).unwrap_or_default());
+        let key: Key = Key::from(key_of(&record.path).unwrap_or_default());
         if tree.nodes.contains_key(key.as_ref()) {
             return Err(SnapshotError::DuplicateNode(record.path));
         }
-        let node = node_from_record(tree, record);
+        let node = node_from_record(record);
         tree.insert_node(key, node);
     }
     Ok(())
 }
 
-fn node_from_record(tree: &DataTree, record: NodeRecord) -> Node {
+fn node_from_record(record: NodeRecord) -> Stored {
     let stat = record.stat;
-    Node {
-        data: tree.share_data(record.data),
+    let node = Node {
         czxid: stat.czxid,
         mzxid: stat.mzxid,
         pzxid: stat.pzxid,
@@ -377,7 +376,9 @@ fn node_from_record(tree: &DataTree, record: NodeRecord) -> Node {
         num_children: stat.num_children,
         child_creates: stat.child_creates,
         acl: stat.acl,
-    }
+        null_data: false,
+    };
+    Stored::new(node, record.data.as_deref())
 }
 
 /// Every node but the root has a parent, and every stored child count is right.

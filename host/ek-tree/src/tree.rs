@@ -1,12 +1,11 @@
 //! The data tree: storage, indexes, reads and the mutation primitives `apply` builds on.
 
 use crate::acl_table::{AclEntry, AclTable};
-use crate::key::{children_range, key_of, path_of, split_key};
-use crate::node::{node_hash, Node, NodeRef};
+use crate::key::{children_range, key_of, path_of, split_key, Key};
+use crate::node::{node_hash, Node, NodeRef, Stored};
 use ek_types::{Acl, EphemeralKind, SessionId, Zxid};
 use std::collections::{BTreeSet, HashMap};
 use std::ops::Bound;
-use std::sync::Arc;
 
 /// The replicated state: znodes, ACLs, sessions, the last applied zxid and the digest.
 ///
@@ -14,18 +13,18 @@ use std::sync::Arc;
 /// same tree and the same [`DataTree::digest`].
 #[derive(Debug)]
 pub struct DataTree {
-    /// Every znode by key (see `key.rs`). The record sits behind its own pointer: a map
-    /// leaf then holds 24-byte entries instead of 104-byte ones, which matters because
-    /// B-tree leaves are often half empty (100,000 znodes: ~6 MB less).
-    pub(crate) nodes: imbl::OrdMap<Arc<str>, Arc<Node>>,
+    /// Every znode by key (see `key.rs`). The record (stat and data in one allocation)
+    /// sits behind a thin pointer, so a map leaf holds 24-byte entries: B-tree leaves are
+    /// often half empty, and their slots cost whether used or not.
+    pub(crate) nodes: imbl::OrdMap<Key, Stored>,
     /// Interned ACL lists.
     pub(crate) acls: AclTable,
     /// Session id to negotiated timeout in ms.
     pub(crate) sessions: imbl::OrdMap<SessionId, i32>,
     /// Keys of the plain ephemerals of each session.
-    ephemerals: HashMap<SessionId, BTreeSet<Arc<str>>>,
+    ephemerals: HashMap<SessionId, BTreeSet<Key>>,
     /// Keys of containers and TTL nodes, the reaper's candidates.
-    reapable: BTreeSet<Arc<str>>,
+    reapable: BTreeSet<Key>,
     /// The zxid of the last applied txn.
     pub(crate) last_zxid: Zxid,
     /// Wrapping sum of every node's hash.
@@ -34,8 +33,6 @@ pub struct DataTree {
     data_size: u64,
     /// Number of plain ephemerals.
     ephemeral_count: usize,
-    /// Shared empty data, so data-less nodes allocate nothing.
-    pub(crate) empty_data: Arc<[u8]>,
 }
 
 impl Default for DataTree {
@@ -56,11 +53,11 @@ impl DataTree {
             ("/zookeeper/config", 0, Acl::read_unsafe()),
         ];
         for (path, num_children, acl) in system {
-            let mut node = tree.new_node(Some(Vec::new()), 0, Zxid::ZERO, 0);
+            let mut node = DataTree::new_node(0, Zxid::ZERO, 0);
             node.num_children = num_children;
             node.acl = tree.acls.acquire(&acl);
-            let key: Arc<str> = Arc::from(key_of(path).unwrap_or_default());
-            tree.insert_node(key, node);
+            let key: Key = Key::from(key_of(path).unwrap_or_default());
+            tree.insert_node(key, Stored::new(node, Some(&[])));
         }
         tree
     }
@@ -77,20 +74,12 @@ impl DataTree {
             digest: 0,
             data_size: 0,
             ephemeral_count: 0,
-            empty_data: Arc::from(Vec::new()),
         }
     }
 
-    /// A node record as a create at `zxid`/`time_ms` makes it (ACL id left at 0).
-    pub(crate) fn new_node(
-        &self,
-        data: Option<Vec<u8>>,
-        owner: i64,
-        zxid: Zxid,
-        time_ms: i64,
-    ) -> Node {
+    /// The stat fields a create at `zxid`/`time_ms` gives a node (ACL id left at 0).
+    pub(crate) fn new_node(owner: i64, zxid: Zxid, time_ms: i64) -> Node {
         Node {
-            data: self.share_data(data),
             czxid: zxid,
             mzxid: zxid,
             pzxid: zxid,
@@ -103,18 +92,8 @@ impl DataTree {
             num_children: 0,
             child_creates: 0,
             acl: 0,
+            null_data: false,
         }
-    }
-
-    /// Stored form of node data: empty data shares one allocation; null stays `None`.
-    pub(crate) fn share_data(&self, data: Option<Vec<u8>>) -> Option<Arc<[u8]>> {
-        data.map(|data| {
-            if data.is_empty() {
-                self.empty_data.clone()
-            } else {
-                Arc::from(data)
-            }
-        })
     }
 
     /// The node at `path`.
@@ -259,7 +238,7 @@ impl DataTree {
     }
 
     /// Adds a node whose ACL reference the caller already took.
-    pub(crate) fn insert_node(&mut self, key: Arc<str>, node: Node) {
+    pub(crate) fn insert_node(&mut self, key: Key, node: Stored) {
         self.digest = self
             .digest
             .wrapping_add(node_hash(&key, &node, self.acl_hash(&node)));
@@ -277,11 +256,11 @@ impl DataTree {
             }
             EphemeralKind::Persistent => {}
         }
-        self.nodes.insert(key, Arc::new(node));
+        self.nodes.insert(key, node);
     }
 
     /// Removes a node and releases its ACL reference.
-    pub(crate) fn remove_node(&mut self, key: &str) -> Option<(Arc<str>, Node)> {
+    pub(crate) fn remove_node(&mut self, key: &str) -> Option<(Key, Stored)> {
         let (key, node) = self.nodes.remove_with_key(key)?;
         self.digest = self
             .digest
@@ -303,7 +282,7 @@ impl DataTree {
             EphemeralKind::Persistent => {}
         }
         self.acls.release(node.acl);
-        Some((key, Arc::unwrap_or_clone(node)))
+        Some((key, node))
     }
 
     /// Changes a node in place (not its owner) and returns its record from before.
@@ -312,11 +291,30 @@ impl DataTree {
         key: &str,
         change: impl FnOnce(&mut Node),
     ) -> Option<Node> {
-        let node = Arc::make_mut(self.nodes.get_mut(key)?);
-        let old = node.clone();
+        let node = self.nodes.get_mut(key)?;
+        let old = Node::clone(node);
         let old_hash = node_hash(key, node, self.acls.get(node.acl).map_or(0, |e| e.hash));
-        change(node);
+        node.modify(change);
         let new_hash = node_hash(key, node, self.acls.get(node.acl).map_or(0, |e| e.hash));
+        self.digest = self.digest.wrapping_sub(old_hash).wrapping_add(new_hash);
+        Some(old)
+    }
+
+    /// Replaces a node's data and changes its stat fields (not its owner); returns its
+    /// record from before.
+    pub(crate) fn replace_node_data(
+        &mut self,
+        key: &str,
+        data: Option<&[u8]>,
+        change: impl FnOnce(&mut Node),
+    ) -> Option<Stored> {
+        let node = self.nodes.get_mut(key)?;
+        let acl_hash = self.acls.get(node.acl).map_or(0, |e| e.hash);
+        let old_hash = node_hash(key, node, acl_hash);
+        let mut header = Node::clone(node);
+        change(&mut header);
+        let old = std::mem::replace(node, Stored::new(header, data));
+        let new_hash = node_hash(key, node, acl_hash);
         self.digest = self.digest.wrapping_sub(old_hash).wrapping_add(new_hash);
         self.data_size = self.data_size - old.data_len() as u64 + node.data_len() as u64;
         Some(old)

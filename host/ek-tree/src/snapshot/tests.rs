@@ -212,7 +212,6 @@ fn null_data_survives_apply_and_snapshots() {
         for path in ["/null", "/set"] {
             let node = read.node(path).expect("node");
             assert_eq!(node.data(), None, "{path} keeps null data");
-            assert_eq!(node.data_shared(), None);
             assert_eq!(node.stat().data_length, 0, "null data has dataLength 0");
         }
         let empty = read.node("/empty").expect("empty");
