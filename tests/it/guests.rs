@@ -5,9 +5,12 @@
 //! binary when `CARGO_TARGET_DIR` is unset, so they never mix with the host's artifacts.
 //! The build runs at most once per process: every test that needs a component waits for
 //! the first one's build, and a failed build fails each of them with cargo's output.
+//! Also the `edgekeeper plugin` command-line helpers both plugin suites use.
 
+use crate::harness::{edgekeeper_bin, run_bounded};
+use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Output};
 use std::sync::OnceLock;
 
 /// The repository root (the parent of `tests/`).
@@ -91,4 +94,55 @@ pub(crate) fn wasm(crate_name: &str) -> PathBuf {
         path.display()
     );
     path
+}
+
+/// Runs `edgekeeper plugin <args>` to completion.
+pub(crate) fn plugin<S: AsRef<OsStr>>(args: &[S]) -> Output {
+    let mut command = Command::new(edgekeeper_bin());
+    command.arg("plugin").args(args);
+    let what: Vec<String> = args
+        .iter()
+        .map(|arg| arg.as_ref().to_string_lossy().into_owned())
+        .collect();
+    run_bounded(command, &format!("edgekeeper plugin {}", what.join(" ")))
+}
+
+/// Both output streams, for messages.
+pub(crate) fn text(output: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
+/// `edgekeeper plugin install <component> --manifest <manifest> --server <server> <extra>`.
+pub(crate) fn install_output(
+    server: &str,
+    component: &Path,
+    manifest: &Path,
+    extra: &[&str],
+) -> Output {
+    let mut args = vec![
+        OsStr::new("install"),
+        component.as_os_str(),
+        OsStr::new("--manifest"),
+        manifest.as_os_str(),
+        OsStr::new("--server"),
+        OsStr::new(server),
+    ];
+    args.extend(extra.iter().map(OsStr::new));
+    plugin(&args)
+}
+
+/// `edgekeeper plugin install`, which must succeed (it waits until every node loaded it).
+pub(crate) fn install(server: &str, component: &Path, manifest: &Path) {
+    let output = install_output(server, component, manifest, &["--wait-ms", "180000"]);
+    assert!(
+        output.status.success(),
+        "installing {} with {} failed: {}",
+        component.display(),
+        manifest.display(),
+        text(&output)
+    );
 }

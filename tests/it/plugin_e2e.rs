@@ -3,9 +3,10 @@
 //! they return. Edgekeeper only (ZooKeeper has no plugins).
 
 use crate::cluster::{bounded_test, turn, Cluster, Spec};
-use crate::guests::{guest_dir, wasm};
-use crate::harness::{edgekeeper_bin, run_bounded, Flavor, Server};
+use crate::guests::{guest_dir, install, text, wasm};
+use crate::harness::{Flavor, Server};
 use crate::load::OPEN;
+use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
@@ -22,33 +23,14 @@ fn edgekeeper_only() -> bool {
     true
 }
 
+/// `edgekeeper plugin <args> <paths>`.
 fn plugin(args: &[&str], paths: &[&Path]) -> Output {
-    let mut command = Command::new(edgekeeper_bin());
-    command.arg("plugin").args(args).args(paths);
-    run_bounded(command, &format!("edgekeeper plugin {}", args.join(" ")))
-}
-
-fn text(output: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    )
-}
-
-fn install(server: &str, wasm_path: &Path, manifest: &Path) {
-    let output = plugin(
-        &[
-            "install",
-            "--server",
-            server,
-            "--wait-ms",
-            "180000",
-            "--manifest",
-        ],
-        &[manifest, wasm_path],
-    );
-    assert!(output.status.success(), "install failed: {}", text(&output));
+    let all: Vec<&OsStr> = args
+        .iter()
+        .map(OsStr::new)
+        .chain(paths.iter().map(|path| path.as_os_str()))
+        .collect();
+    crate::guests::plugin(&all)
 }
 
 /// Polls `probe` until it returns `Some`, for up to [`PLUGIN_WAIT`].

@@ -19,7 +19,7 @@ use serde_json::Value;
 use zookeeper_client as zk;
 
 use crate::cluster::{bounded_test, turn, Cluster, Spec};
-use crate::guests::{example_dir, hostile_dir, wasm};
+use crate::guests::{example_dir, hostile_dir, install, install_output, plugin, text, wasm};
 use crate::harness::{bounded, client, edgekeeper_bin, run_bounded, Flavor, Server};
 use crate::load::OPEN;
 use crate::proxy::NodeId;
@@ -53,57 +53,9 @@ fn edgekeeper_only() -> bool {
     true
 }
 
-/// Runs `edgekeeper plugin <args>` to completion.
-fn plugin<S: AsRef<OsStr>>(args: &[S]) -> Output {
-    let mut command = Command::new(edgekeeper_bin());
-    command.arg("plugin").args(args);
-    let what: Vec<String> = args
-        .iter()
-        .map(|arg| arg.as_ref().to_string_lossy().into_owned())
-        .collect();
-    run_bounded(command, &format!("edgekeeper plugin {}", what.join(" ")))
-}
-
-/// Both output streams, for messages.
-fn text(output: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    )
-}
-
-/// `edgekeeper plugin install`, which must succeed (it waits until every node loaded it).
-fn install(server: &str, component: &Path, manifest: &Path) {
-    let output = plugin(&[
-        OsStr::new("install"),
-        component.as_os_str(),
-        OsStr::new("--manifest"),
-        manifest.as_os_str(),
-        OsStr::new("--server"),
-        OsStr::new(server),
-        OsStr::new("--wait-ms"),
-        OsStr::new("120000"),
-    ]);
-    assert!(
-        output.status.success(),
-        "installing {} with {} failed: {}",
-        component.display(),
-        manifest.display(),
-        text(&output)
-    );
-}
-
 /// `edgekeeper plugin install` that must fail; its message.
 fn install_refused(server: &str, component: &Path, manifest: &Path) -> String {
-    let output = plugin(&[
-        OsStr::new("install"),
-        component.as_os_str(),
-        OsStr::new("--manifest"),
-        manifest.as_os_str(),
-        OsStr::new("--server"),
-        OsStr::new(server),
-    ]);
+    let output = install_output(server, component, manifest, &[]);
     assert!(
         !output.status.success(),
         "installing {} with {} succeeded: {}",
