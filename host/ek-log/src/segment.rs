@@ -113,6 +113,11 @@ pub(crate) fn scan_segment(
             }
             Err(reason) => reason,
         };
+        // The writer preallocates segments: zeros after the last record are unused space,
+        // not a torn record (a record header is never all zeros: its crc covers the zxid).
+        if bytes[offset..].iter().all(|&byte| byte == 0) {
+            break ScanEnd::Clean;
+        }
         if is_last && !valid_record_follows(bytes, offset + 1, last) {
             break ScanEnd::Torn {
                 offset: offset as u64,
@@ -215,8 +220,9 @@ pub(crate) fn create_segment(
     Ok((file, path))
 }
 
-/// Opens an existing segment for appending at `len`.
-pub(crate) fn open_for_append(path: &Path, len: u64) -> Result<File, LogError> {
+/// Opens an existing segment for appending at `len`; also returns the file's length (the
+/// end of its preallocated space, at least `len`).
+pub(crate) fn open_for_append(path: &Path, len: u64) -> Result<(File, u64), LogError> {
     use std::io::{Seek, SeekFrom};
     let mut file = OpenOptions::new()
         .write(true)
@@ -224,5 +230,14 @@ pub(crate) fn open_for_append(path: &Path, len: u64) -> Result<File, LogError> {
         .map_err(io_err("open", path))?;
     file.seek(SeekFrom::Start(len))
         .map_err(io_err("seek", path))?;
-    Ok(file)
+    let allocated = file.metadata().map_err(io_err("stat", path))?.len();
+    Ok((file, allocated.max(len)))
+}
+
+/// Extends `file` to `len` bytes with allocated, zero-reading blocks, so that later writes
+/// below `len` change neither the file's size nor its block map and an `fdatasync` of them
+/// waits for the data alone (not also for the inode): `fallocate(2)` on Linux. `false`
+/// where the file system cannot; the log then simply grows as it is written.
+pub(crate) fn preallocate(file: &File, len: u64) -> bool {
+    fs4::fs_std::FileExt::allocate(file, len).is_ok()
 }

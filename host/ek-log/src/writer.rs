@@ -7,7 +7,8 @@ use crate::format::{
 };
 use crate::recovery::Tail;
 use crate::segment::{
-    create_segment, list_headers, open_for_append, remove_segments, scan_file, truncate_segment,
+    create_segment, list_headers, open_for_append, preallocate, remove_segments, scan_file,
+    truncate_segment,
 };
 use crate::snapshot;
 use ek_types::Zxid;
@@ -22,6 +23,9 @@ use std::time::{Duration, Instant};
 
 /// Bytes buffered before a write(2) in the middle of a batch.
 const WRITE_BUF_BYTES: usize = 1 << 20;
+
+/// Segments are preallocated in steps of this many bytes ahead of the writes.
+const PREALLOC_BYTES: u64 = 4 << 20;
 
 /// Callbacks the writer thread invokes. They run on the writer thread, so they must be
 /// quick (hand the value to another thread or set an atomic) and must not call back into
@@ -179,11 +183,15 @@ impl LogWriter {
             .durable_zxid
             .store(tail.last.0, Ordering::Relaxed);
         let active = match &tail.active {
-            Some((path, len)) => Some(Active {
-                file: open_for_append(path, *len)?,
-                size: *len,
-                path: path.clone(),
-            }),
+            Some((path, len)) => {
+                let (file, allocated) = open_for_append(path, *len)?;
+                Some(Active {
+                    file,
+                    size: *len,
+                    allocated,
+                    path: path.clone(),
+                })
+            }
             None => None,
         };
         let writer = Writer {
@@ -194,6 +202,7 @@ impl LogWriter {
             written: tail.last,
             durable: tail.last,
             dirty: false,
+            preallocate: true,
             buf: Vec::with_capacity(WRITE_BUF_BYTES),
             hooks,
             shared: shared.clone(),
@@ -329,7 +338,10 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 struct Active {
     file: File,
     path: PathBuf,
+    /// Bytes of records (and header) written.
     size: u64,
+    /// The file's length: `size` plus preallocated zeros.
+    allocated: u64,
 }
 
 /// The writer thread's state.
@@ -345,6 +357,8 @@ struct Writer {
     durable: Zxid,
     /// Whether bytes were written since the last fdatasync.
     dirty: bool,
+    /// Whether segments are preallocated (cleared when the file system refuses).
+    preallocate: bool,
     buf: Vec<u8>,
     hooks: WriterHooks,
     shared: Arc<Shared>,
@@ -445,7 +459,15 @@ impl Writer {
         if self.active.is_some() {
             self.commit()?;
         }
-        self.active = None;
+        if let Some(old) = self.active.take() {
+            // A finished segment keeps no preallocated space. Not synced: if the cut is
+            // lost in a crash, recovery reads the zeros as unused space.
+            if old.allocated > old.size {
+                old.file
+                    .set_len(old.size)
+                    .map_err(io_err("truncate", &old.path))?;
+            }
+        }
         let _guard = lock(&self.config.dir_mutex);
         let header = SegmentHeader {
             first,
@@ -457,6 +479,7 @@ impl Writer {
             file,
             path,
             size: SEGMENT_HEADER_LEN as u64,
+            allocated: SEGMENT_HEADER_LEN as u64,
         });
         Ok(())
     }
@@ -470,6 +493,16 @@ impl Writer {
                 reason: "records without a segment".into(),
             });
         };
+        let end = active.size + self.buf.len() as u64;
+        if end > active.allocated && self.preallocate {
+            let target = end.div_ceil(PREALLOC_BYTES) * PREALLOC_BYTES;
+            if preallocate(&active.file, target) {
+                active.allocated = target;
+            } else {
+                tracing::debug!(file = %active.path.display(), "no preallocation on this file system");
+                self.preallocate = false;
+            }
+        }
         active
             .file
             .write_all(&self.buf)
@@ -566,11 +599,12 @@ impl Writer {
             tracing::info!(file = %path.display(), offset = len, after = %zxid, "truncating txn log");
             truncate_segment(path, len)?;
         }
-        let file = open_for_append(path, len)?;
+        let (file, allocated) = open_for_append(path, len)?;
         self.active = Some(Active {
             file,
             path: path.to_path_buf(),
             size: len,
+            allocated,
         });
         Ok(last)
     }

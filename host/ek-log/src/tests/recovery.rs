@@ -8,12 +8,12 @@ fn torn_tail_cut_at_every_offset_keeps_earlier_records() {
     let original = tempfile::tempdir().unwrap();
     write_records(original.path(), LogOptions::default(), 1..=5);
     let segment = segment_files(original.path()).remove(0);
-    let bytes = fs::read(&segment).unwrap();
     let (_, last_at) = record_offsets(1, 5)[4];
-    assert_eq!(
-        bytes.len() as u64,
-        last_at + (RECORD_HEADER_LEN + payload(5).len()) as u64
-    );
+    let used = last_at as usize + RECORD_HEADER_LEN + payload(5).len();
+    let file = fs::read(&segment).unwrap();
+    // The active segment is preallocated: zeros follow the records.
+    assert!(file.len() >= used && file[used..].iter().all(|&byte| byte == 0));
+    let bytes = &file[..used];
 
     for cut in last_at..bytes.len() as u64 {
         let dir = copy_dir(original.path());
@@ -77,6 +77,7 @@ fn flipped_byte_in_a_middle_record_is_corruption_naming_file_and_offset() {
     let path = segment_files(dir.path()).remove(0);
     let (_, at) = record_offsets(1, 5)[1];
     flip_byte(&path, at + RECORD_HEADER_LEN as u64 + 3);
+    let len_before = fs::metadata(&path).unwrap().len();
 
     let err = Log::open(dir.path(), LogOptions::default()).unwrap_err();
     match &err {
@@ -92,10 +93,59 @@ fn flipped_byte_in_a_middle_record_is_corruption_naming_file_and_offset() {
     let message = err.to_string();
     assert!(message.contains(&path.display().to_string()) && message.contains(&at.to_string()));
     // Nothing was cut away.
+    assert_eq!(fs::metadata(&path).unwrap().len(), len_before);
+}
+
+#[test]
+fn preallocated_zeros_end_a_segment_cleanly_and_appends_go_into_them() {
+    let dir = tempfile::tempdir().unwrap();
+    write_records(dir.path(), LogOptions::default(), 1..=5);
+    let path = segment_files(dir.path()).remove(0);
+    let (_, last_at) = record_offsets(1, 5)[4];
+    let used = last_at + (RECORD_HEADER_LEN + payload(5).len()) as u64;
+    let allocated = fs::metadata(&path).unwrap().len();
+    assert!(allocated > used, "the segment was not preallocated");
+
+    let (log, recovered) = open(dir.path(), LogOptions::default());
+    assert_eq!(recovered.txns, expected(1..=5));
     assert_eq!(
         fs::metadata(&path).unwrap().len(),
-        record_offsets(1, 6)[5].1
+        allocated,
+        "zeros are not a torn tail"
     );
+    let (writer, _) = start(&log);
+    writer.append(zx(6), b"six".to_vec()).unwrap();
+    writer.sync().unwrap();
+    drop((writer, log));
+    assert_eq!(
+        fs::metadata(&path).unwrap().len(),
+        allocated,
+        "the append went into them"
+    );
+    let (_log, recovered) = open(dir.path(), LogOptions::default());
+    assert_eq!(recovered.txns.last(), Some(&(zx(6), b"six".to_vec())));
+    assert_eq!(recovered.txns.len(), 6);
+}
+
+#[test]
+fn a_finished_segment_keeps_no_preallocated_space() {
+    let dir = tempfile::tempdir().unwrap();
+    write_records(dir.path(), small_segments(), 1..=12);
+    let segments = segment_files(dir.path());
+    assert!(segments.len() > 1);
+    for finished in &segments[..segments.len() - 1] {
+        let (info, _) =
+            crate::segment::scan_file(finished, None, false, &mut |_, _, _| {}).unwrap();
+        let len = fs::metadata(finished).unwrap().len();
+        assert_eq!(
+            len,
+            info.len,
+            "{} keeps space after its records",
+            finished.display()
+        );
+    }
+    let (_log, recovered) = open(dir.path(), small_segments());
+    assert_eq!(recovered.txns, expected(1..=12));
 }
 
 #[test]
