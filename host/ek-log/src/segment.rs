@@ -236,8 +236,8 @@ pub(crate) fn open_for_append(path: &Path, len: u64) -> Result<(File, u64), LogE
 
 /// Extends `file` to `len` bytes with allocated, zero-reading blocks, so that later writes
 /// below `len` change neither the file's size nor its block map and an `fdatasync` of them
-/// waits for the data alone (not also for the inode): `fallocate(2)` on Linux. `false`
-/// where the file system cannot; the log then simply grows as it is written.
-pub(crate) fn preallocate(file: &File, len: u64) -> bool {
-    fs4::fs_std::FileExt::allocate(file, len).is_ok()
+/// waits for the data alone (not also for the inode): `fallocate(2)` on Linux. Where the
+/// file system cannot, the log simply grows as it is written.
+pub(crate) fn preallocate(file: &File, len: u64) -> std::io::Result<()> {
+    fs4::fs_std::FileExt::allocate(file, len)
 }

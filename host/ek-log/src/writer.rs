@@ -496,11 +496,20 @@ impl Writer {
         let end = active.size + self.buf.len() as u64;
         if end > active.allocated && self.preallocate {
             let target = end.div_ceil(PREALLOC_BYTES) * PREALLOC_BYTES;
-            if preallocate(&active.file, target) {
-                active.allocated = target;
-            } else {
-                tracing::debug!(file = %active.path.display(), "no preallocation on this file system");
-                self.preallocate = false;
+            match preallocate(&active.file, target) {
+                Ok(()) => active.allocated = target,
+                // EOPNOTSUPP: this file system cannot; stop asking.
+                Err(err)
+                    if err.kind() == std::io::ErrorKind::Unsupported
+                        || err.raw_os_error() == Some(95) =>
+                {
+                    tracing::debug!(file = %active.path.display(), "no preallocation on this file system");
+                    self.preallocate = false;
+                }
+                // Out of space, say: the write below reports it if it matters.
+                Err(err) => {
+                    tracing::debug!(file = %active.path.display(), %err, "preallocation failed");
+                }
             }
         }
         active
